@@ -1,0 +1,264 @@
+"""Disk images through dfvfs: containers, volume systems and file systems (the only dfvfs user).
+
+``ImageSource`` scans the image with dfvfs's volume scanner (every partition, no snapshots yet)
+and exposes each file system it finds as a :class:`FileSystemView`. For file systems The Sleuth
+Kit can read, deleted names are listed through :mod:`collector.tsk_deleted` on the same volume
+bytes, because dfvfs's own directory walk skips unallocated names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from dfvfs.helpers import volume_scanner
+from dfvfs.lib import definitions as dfvfs_definitions
+from dfvfs.lib import errors as dfvfs_errors
+from dfvfs.path import factory as path_spec_factory
+from dfvfs.resolver import resolver
+
+from collector.errors import SourceNotFoundError, UnrecognisedSourceError
+from collector.source import EntryKind, FileSystemView, Source, SourceFile
+from collector.tsk_deleted import TskDeletedLister
+
+_TIME_ATTRIBUTES = {"mtime": "modification_time", "atime": "access_time",
+                    "ctime": "change_time", "crtime": "creation_time"}
+_CASE_INSENSITIVE = {dfvfs_definitions.TYPE_INDICATOR_NTFS, dfvfs_definitions.TYPE_INDICATOR_FAT,
+                     dfvfs_definitions.TYPE_INDICATOR_HFS, dfvfs_definitions.TYPE_INDICATOR_TSK}
+
+
+class _DfvfsReader:
+    """A plain binary file object over a dfvfs file object (read, seek, tell, close)."""
+
+    def __init__(self, file_object: object) -> None:
+        self._fo = file_object
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fo.read(None if size is None or size < 0 else size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._fo.seek(offset, whence)
+        return self._fo.get_offset()
+
+    def tell(self) -> int:
+        return self._fo.get_offset()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _DfvfsReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _timestamp(value: object) -> int | None:
+    if value is None:
+        return None
+    try:
+        micros = value.GetPlasoTimestamp()
+    except (AttributeError, ValueError, OverflowError):
+        return None
+    return int(micros) if micros else None
+
+
+def _inode_of(file_entry: object) -> int | None:
+    path_spec = file_entry.path_spec
+    for attribute in ("inode", "mft_entry", "identifier"):
+        value = getattr(path_spec, attribute, None)
+        if value is not None:
+            return int(value)
+    try:
+        stat_attribute = file_entry.GetStatAttribute()
+    except (dfvfs_errors.Error, OSError, AttributeError):
+        return None
+    value = getattr(stat_attribute, "inode_number", None)
+    return int(value) if value is not None else None
+
+
+def _path_spec_chain(path_spec: object) -> list[str]:
+    chain = []
+    while path_spec is not None:
+        item = path_spec.type_indicator
+        location = getattr(path_spec, "location", None)
+        if location and path_spec.type_indicator != dfvfs_definitions.TYPE_INDICATOR_OS:
+            item += location if location.startswith("/") else f":{location}"
+        chain.append(item)
+        path_spec = path_spec.parent
+    return list(reversed(chain))
+
+
+class DfvfsFileSystem(FileSystemView):
+    """One file system inside an image, addressed with POSIX-style locations."""
+
+    def __init__(self, base_path_spec: object, label: str, provenance: str) -> None:
+        self._base = base_path_spec
+        self._fs = resolver.Resolver.OpenFileSystem(base_path_spec)
+        self._sep = self._fs.PATH_SEPARATOR
+        self.type_indicator = base_path_spec.type_indicator
+        self.label = label
+        self.provenance = provenance
+        self.case_sensitive = self.type_indicator not in _CASE_INSENSITIVE
+        self._deleted: TskDeletedLister | None = None
+        self._deleted_error: str | None = None
+
+    # -- path mapping -------------------------------------------------------------------------
+    def _native(self, location: str) -> str:
+        parts = [p for p in location.split("/") if p]
+        return self._sep + self._sep.join(parts)
+
+    def _path_spec(self, location: str) -> object:
+        kwargs = {"location": self._native(location)}
+        return path_spec_factory.Factory.NewPathSpec(
+            self._base.type_indicator, parent=self._base.parent, **kwargs)
+
+    def _entry(self, location: str, file_entry: object) -> SourceFile:
+        if file_entry.IsDirectory():
+            kind: EntryKind = "dir"
+        elif file_entry.IsLink():
+            kind = "symlink"
+        elif file_entry.IsFile():
+            kind = "file"
+        else:
+            kind = "other"
+        times = {}
+        for key, attribute in _TIME_ATTRIBUTES.items():
+            value = _timestamp(getattr(file_entry, attribute, None))
+            if value is not None:
+                times[key] = value
+        inode = _inode_of(file_entry)
+        link = None
+        if kind == "symlink":
+            try:
+                link = file_entry.link or None
+            except (dfvfs_errors.Error, OSError):
+                link = None
+        opener = None
+        if kind == "file":
+            opener = (lambda fe=file_entry: _DfvfsReader(fe.GetFileObject()))
+        size = int(file_entry.size or 0) if kind == "file" else 0
+        return SourceFile(location=location, name=location.rsplit("/", 1)[-1], kind=kind,
+                          size=size, times=times, inode=inode, provenance=self.provenance,
+                          link_target=link, opener=opener)
+
+    # -- FileSystemView --------------------------------------------------------------------------
+    def stat(self, location: str) -> SourceFile | None:
+        try:
+            file_entry = self._fs.GetFileEntryByPathSpec(self._path_spec(location))
+        except (dfvfs_errors.Error, OSError):
+            return None
+        if file_entry is None:
+            return None
+        return self._entry(location, file_entry)
+
+    def list_dir(self, location: str) -> Iterator[SourceFile]:
+        try:
+            file_entry = self._fs.GetFileEntryByPathSpec(self._path_spec(location))
+        except (dfvfs_errors.Error, OSError) as exc:
+            raise OSError(str(exc)) from exc
+        if file_entry is None:
+            raise FileNotFoundError(location)
+        if not file_entry.IsDirectory():
+            raise NotADirectoryError(location)
+        children = []
+        for child in file_entry.sub_file_entries:
+            name = child.name
+            if name in (".", ".."):
+                continue
+            children.append((name, child))
+        base = location.rstrip("/")
+        for name, child in sorted(children, key=lambda item: item[0]):
+            yield self._entry(f"{base}/{name}", child)
+
+    def deleted_entries(self, location: str) -> Iterator[SourceFile]:
+        lister = self._deleted_lister()
+        if lister is None:
+            return iter(())
+        return lister.deleted_entries(self._tsk_location(location))
+
+    # -- deleted entries through pytsk3 ----------------------------------------------------------
+    def _tsk_location(self, location: str) -> str:
+        return "/" + "/".join(p for p in location.split("/") if p)
+
+    def _deleted_lister(self) -> TskDeletedLister | None:
+        if self._deleted is not None or self._deleted_error is not None:
+            return self._deleted
+        parent = self._base.parent
+        try:
+            volume = resolver.Resolver.OpenFileObject(parent) if parent is not None else None
+            if volume is None:
+                raise OSError("no volume below the file system")
+            size = volume.get_size()
+            self._deleted = TskDeletedLister(_DfvfsReader(volume), size, self.provenance,
+                                             extra_times=self._inode_times)
+        except (OSError, dfvfs_errors.Error) as exc:
+            self._deleted_error = f"The Sleuth Kit cannot open {self.provenance}: {exc}"
+        return self._deleted
+
+    def _inode_times(self, inode: int) -> dict[str, int]:
+        """Times only the native back-end knows for an inode (ext ``dtime``)."""
+        if self.type_indicator != dfvfs_definitions.TYPE_INDICATOR_EXT:
+            return {}
+        try:
+            path_spec = path_spec_factory.Factory.NewPathSpec(
+                self.type_indicator, inode=inode, parent=self._base.parent)
+            file_entry = self._fs.GetFileEntryByPathSpec(path_spec)
+        except (dfvfs_errors.Error, OSError):
+            return {}
+        if file_entry is None:
+            return {}
+        value = _timestamp(getattr(file_entry, "deletion_time", None))
+        return {"dtime": value} if value else {}
+
+
+class ImageSource(Source):
+    """A disk image file (raw, split raw, E01, VMDK, VHD(X), QCOW2...) opened read-only."""
+
+    kind = "image"
+
+    def __init__(self, path: str) -> None:
+        if not os.path.isfile(path):
+            raise SourceNotFoundError(f"image not found: {path}")
+        self.path = os.path.abspath(path)
+        self.description = self.path
+        self._warnings: list[str] = []
+        options = volume_scanner.VolumeScannerOptions()
+        options.partitions = ["all"]
+        options.volumes = ["all"]
+        options.snapshots = ["none"]
+        options.credentials = []
+        try:
+            scanner = volume_scanner.VolumeScanner()
+            self._base_path_specs = scanner.GetBasePathSpecs(self.path, options=options)
+        except (dfvfs_errors.Error, OSError, RuntimeError) as exc:
+            raise UnrecognisedSourceError(f"cannot scan image {path}: {exc}") from exc
+        if not self._base_path_specs:
+            raise UnrecognisedSourceError(
+                f"no supported file system found in {path} (is it a disk image?)")
+
+    def filesystems(self) -> Iterator[FileSystemView]:
+        name = os.path.basename(self.path)
+        for index, base in enumerate(self._base_path_specs):
+            chain = _path_spec_chain(base)
+            label = next((c.split("/")[-1] for c in reversed(chain)
+                          if c.startswith(("TSK_PARTITION/", "GPT/", "APFS_CONTAINER/", "LVM/"))),
+                         f"fs{index}")
+            provenance = f"image:{name}|" + "|".join(chain[1:])
+            try:
+                yield DfvfsFileSystem(base, label=label, provenance=provenance)
+            except (dfvfs_errors.Error, OSError) as exc:
+                self._warnings.append(f"cannot open file system {provenance}: {exc}")
+
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
+
+    def close(self) -> None:
+        resolver.Resolver.key_chain.Empty()

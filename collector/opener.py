@@ -1,0 +1,53 @@
+"""Choose the right :class:`Source` for what the examiner pointed at."""
+
+from __future__ import annotations
+
+import os
+
+from collector.errors import SourceNotFoundError, UnrecognisedSourceError
+from collector.live import DirectorySource
+from collector.loose import LooseSource
+from collector.source import Source
+
+#: Extensions that promise a disk image: failing to open one is an error, not a loose file.
+IMAGE_EXTENSIONS = (".raw", ".dd", ".img", ".e01", ".ex01", ".s01", ".l01", ".vmdk", ".vhd",
+                    ".vhdx", ".qcow", ".qcow2", ".001", ".aa", ".dmg", ".iso", ".bin")
+#: Top-level names that mark a directory as a mounted file-system root rather than loose files.
+_ROOT_MARKERS = ("etc", "home", "var", "Users", "Windows", "usr", "private", "Library",
+                 "ProgramData", "root")
+
+
+def looks_like_root(path: str) -> bool:
+    """A directory with two or more OS top-level folders is a mounted root, not an export."""
+    try:
+        names = set(os.listdir(path))
+    except OSError:
+        return False
+    return sum(1 for marker in _ROOT_MARKERS if marker in names) >= 2
+
+
+def open_source(path: str | None, live: bool = False) -> Source:
+    """Open a disk image, a live root, a mounted directory or loose artifact files.
+
+    Raises:
+        SourceNotFoundError: the path does not exist.
+        UnrecognisedSourceError: an image-looking file that no supported format matches.
+    """
+    if live:
+        return DirectorySource(path or "/", live=True)
+    if path is None:
+        raise SourceNotFoundError("no source given (a path, or --live)")
+    if not os.path.exists(path):
+        raise SourceNotFoundError(f"source not found: {path}")
+    if os.path.isdir(path):
+        return DirectorySource(path) if looks_like_root(path) else LooseSource(path)
+    if not os.access(path, os.R_OK):
+        raise SourceNotFoundError(f"source not readable (permission denied): {path}")
+    from collector.image import ImageSource  # dfvfs is heavy: import only for images
+
+    try:
+        return ImageSource(path)
+    except UnrecognisedSourceError:
+        if path.lower().endswith(IMAGE_EXTENSIONS):
+            raise
+    return LooseSource(path)

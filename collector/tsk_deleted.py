@@ -1,0 +1,142 @@
+"""Deleted directory entries through pytsk3, which sees the unallocated names dfvfs hides.
+
+dfvfs walks only allocated names, so for every artifact directory we also open the same volume
+with The Sleuth Kit and list the names flagged unallocated. Content is offered only when the
+inode has not been reallocated to another file; otherwise the entry is listed without content.
+This module never imports dfvfs: it is handed a file-like object over the volume's bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+import pytsk3
+
+from collector.source import SourceFile
+from collector.timeutil import from_posix
+
+_READ_CHUNK = 1 << 20
+
+
+class _VolumeImage(pytsk3.Img_Info):
+    """A pytsk3 image backed by any seekable binary file object (a dfvfs volume, a partition)."""
+
+    def __init__(self, handle: BinaryIO, size: int) -> None:
+        self._handle = handle
+        self._size = size
+        self._lock = threading.Lock()
+        super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+    def read(self, offset: int, size: int) -> bytes:  # noqa: D102 - pytsk3 callback
+        with self._lock:
+            self._handle.seek(offset)
+            return self._handle.read(size)
+
+    def get_size(self) -> int:  # noqa: D102 - pytsk3 callback
+        return self._size
+
+    def close(self) -> None:  # noqa: D102 - pytsk3 callback
+        pass
+
+
+class TskInodeReader(io.RawIOBase):
+    """Read-only file object over one (possibly unallocated) inode's data."""
+
+    def __init__(self, fs: pytsk3.FS_Info, inode: int, size: int) -> None:
+        super().__init__()
+        self._file = fs.open_meta(inode=inode)
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._size - self._pos, _READ_CHUNK)
+        if want <= 0:
+            return 0
+        data = self._file.read_random(self._pos, want, pytsk3.TSK_FS_ATTR_TYPE_DEFAULT, -1,
+                                      pytsk3.TSK_FS_FILE_READ_FLAG_SLACK)
+        n = len(data)
+        buffer[:n] = data
+        self._pos += n
+        return n
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+class TskDeletedLister:
+    """Lists unallocated entries of one file system, given the bytes of its volume."""
+
+    def __init__(self, volume: BinaryIO, volume_size: int, provenance: str,
+                 extra_times: Callable[[int], dict[str, int]] | None = None) -> None:
+        self._img = _VolumeImage(volume, volume_size)
+        self._fs = pytsk3.FS_Info(self._img)
+        self._provenance = provenance
+        self._extra_times = extra_times
+
+    def deleted_entries(self, location: str) -> Iterator[SourceFile]:
+        """Yield unallocated names in directory ``location`` (may raise OSError)."""
+        try:
+            directory = self._fs.open_dir(path=location or "/")
+        except OSError as exc:
+            raise FileNotFoundError(f"{location}: {exc}") from exc
+        seen: set[tuple[str, int]] = set()
+        for entry in directory:
+            name_info = entry.info.name
+            if name_info is None or not (int(name_info.flags) & pytsk3.TSK_FS_NAME_FLAG_UNALLOC):
+                continue
+            name = _decode(name_info.name)
+            if name in (".", ".."):
+                continue
+            inode = int(name_info.meta_addr)
+            if (name, inode) in seen:
+                continue
+            seen.add((name, inode))
+            yield self._entry(location, name, inode, entry.info.meta)
+
+    def _entry(self, location: str, name: str, inode: int, meta: object) -> SourceFile:
+        path = f"{location.rstrip('/')}/{name}"
+        times: dict[str, int] = {}
+        size = 0
+        kind = "file"
+        opener = None
+        reallocated = False
+        if meta is not None and inode:
+            size = int(meta.size)
+            meta_type = int(meta.type)
+            if meta_type == int(pytsk3.TSK_FS_META_TYPE_DIR):
+                kind = "dir"
+            elif meta_type == int(pytsk3.TSK_FS_META_TYPE_LNK):
+                kind = "symlink"
+            for key in ("mtime", "atime", "ctime", "crtime"):
+                seconds = int(getattr(meta, key))
+                if seconds:
+                    times[key] = from_posix(seconds, int(getattr(meta, f"{key}_nano", 0)))
+            reallocated = bool(int(meta.flags) & int(pytsk3.TSK_FS_META_FLAG_ALLOC))
+            if self._extra_times is not None:
+                times.update(self._extra_times(inode))
+            if kind == "file" and not reallocated and size > 0:
+                opener = (lambda fs=self._fs, i=inode, s=size: io.BufferedReader(
+                    TskInodeReader(fs, i, s), buffer_size=_READ_CHUNK))
+        provenance = f"{self._provenance}|tsk-unallocated-name"
+        if reallocated:
+            provenance += "|inode-reallocated"
+        return SourceFile(location=path, name=name, kind=kind, size=size, times=times,
+                          inode=inode or None, deleted=True, provenance=provenance, opener=opener)

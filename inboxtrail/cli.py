@@ -1,0 +1,221 @@
+"""The ``inboxtrail`` command: ``run``, ``collect``, ``parse``, ``timeline``, ``verify``, ``list``.
+
+``main(argv)`` is the only entry point; domain errors become a message on stderr and an exit
+code here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from collector import __version__
+from collector.artifacts import load_artifacts
+from collector.bundle import REPORT, reset_bundle
+from collector.collect import collect
+from collector.errors import InboxtrailError, OutputExistsError, VerificationError
+from collector.opener import open_source
+from collector.verify import verify_bundle
+from inboxtrail.logsetup import RunLog
+from parsers import REGISTRY
+from parsers.engine import RECORDS, parse_bundle
+from timeline.build import L2TCSV, TIMESKETCH_CSV, TIMESKETCH_JSONL, build_timeline
+from timeline.findings import FINDINGS, write_findings
+
+log = logging.getLogger("inboxtrail.cli")
+
+EXIT_CODES = """exit codes:
+  0    success
+  1    verify found a changed, missing or unlisted file
+  2    usage error (bad option or argument)
+  3    source not found, unreadable or not a recognised image
+  4    output directory holds another run (use --force to replace it)
+  5    other error (malformed bundle or records, bad artifact or rule file)
+  130  interrupted (Ctrl-C / SIGTERM); outputs already published stay complete
+"""
+
+
+def _source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", nargs="?", help="disk image, mounted directory, artifact file "
+                        "or folder of loose artifact files")
+    parser.add_argument("--live", action="store_true", help="collect from the running host "
+                        "(SOURCE, if given, is the root to use instead of /)")
+    parser.add_argument("--artifacts", help="comma-separated artifact names to collect "
+                        "(see `inboxtrail list artifacts`)")
+    parser.add_argument("--path", action="append", default=[], metavar="GLOB",
+                        help="extra path glob to collect (repeatable)")
+    parser.add_argument("--force", action="store_true", help="replace a different run in OUT")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and documentation)."""
+    parser = argparse.ArgumentParser(
+        prog="inboxtrail", epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Collect mail-clearing evidence (ATT&CK T1070.008) and build a super-timeline.")
+    parser.add_argument("--version", action="version", version=f"inboxtrail {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="collect, parse and build the timeline in one go",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _source_options(run)
+    run.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    run.add_argument("--tz", default="UTC", help="time zone for l2tcsv (Timesketch files stay UTC)")
+
+    col = sub.add_parser("collect", help="acquire artifacts into a bundle directory",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _source_options(col)
+    col.add_argument("-o", "--output", required=True, type=Path, help="bundle directory")
+
+    par = sub.add_parser("parse", help="parse a bundle into records.jsonl", epilog=EXIT_CODES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    par.add_argument("bundle", type=Path, help="bundle directory written by collect")
+    par.add_argument("-o", "--output", required=True, type=Path, help="directory for records.jsonl")
+
+    tim = sub.add_parser("timeline", help="build the super-timeline from records.jsonl",
+                         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tim.add_argument("records", nargs="+", type=Path,
+                     help="records.jsonl files or output directories that hold one")
+    tim.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    tim.add_argument("--tz", default="UTC", help="time zone for l2tcsv (Timesketch files stay UTC)")
+
+    ver = sub.add_parser("verify", help="re-hash a bundle against its manifest", epilog=EXIT_CODES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    ver.add_argument("bundle", type=Path)
+
+    lst = sub.add_parser("list", help="show the artifacts or parsers that exist")
+    lst.add_argument("what", choices=("artifacts", "parsers", "rules"))
+    return parser
+
+
+def _check_output(out: Path, report_path: Path, source: str, force: bool) -> None:
+    """Refuse to mix two runs in one directory unless --force."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    previous = None
+    if report_path.is_file():
+        try:
+            previous = json.loads(report_path.read_text(encoding="utf-8")).get("source")
+        except (OSError, json.JSONDecodeError):
+            previous = None
+    if previous == source or force:
+        return
+    what = f"a run on {previous}" if previous else "other files"
+    raise OutputExistsError(f"{out} already holds {what}; choose another directory or use --force")
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    out: Path = args.output
+    source = open_source(args.source, live=args.live)
+    try:
+        _check_output(out, out / "bundle" / REPORT, source.description, args.force)
+        with RunLog(out, args.quiet):
+            log.info("inboxtrail %s run %s -> %s", __version__, source.description, out)
+            reset_bundle(out / "bundle")
+            artifacts = args.artifacts.split(",") if args.artifacts else None
+            report = collect(source, out / "bundle", artifacts=artifacts, extra_paths=args.path,
+                             quiet=args.quiet)
+            parsed = parse_bundle(out / "bundle", out, quiet=args.quiet)
+            built = build_timeline([out / RECORDS], out, tz=args.tz, quiet=args.quiet)
+            result, findings = write_findings(out / RECORDS, out)
+    finally:
+        source.close()
+    counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
+    _say(args, f"collected: {counts} -> {out / 'bundle'}")
+    _say(args, f"parsed: {parsed['records']} records, {parsed['tagged']} tagged, "
+               f"{parsed['warnings']} warnings -> {out / RECORDS}")
+    _say(args, f"timeline: {built['rows']} rows -> {out / TIMESKETCH_CSV}, {out / TIMESKETCH_JSONL}, "
+               f"{out / L2TCSV}")
+    _say(args, f"findings: mail clearing {result} ({len(findings)} tagged records) -> {out / FINDINGS}")
+    for finding in findings[:20]:
+        _say(args, f"  - {finding['message']}  [{', '.join(finding['tags'])}]")
+    _say(args, f"log: {out / 'run.log'}")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    out: Path = args.output
+    source = open_source(args.source, live=args.live)
+    try:
+        _check_output(out, out / REPORT, source.description, args.force)
+        reset_bundle(out)
+        with RunLog(None, args.quiet):
+            artifacts = args.artifacts.split(",") if args.artifacts else None
+            report = collect(source, out, artifacts=artifacts, extra_paths=args.path,
+                             quiet=args.quiet)
+    finally:
+        source.close()
+    counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
+    _say(args, f"collected: {counts} -> {out}")
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    with RunLog(None, args.quiet):
+        parsed = parse_bundle(args.bundle, args.output, quiet=args.quiet)
+    _say(args, f"parsed: {parsed['records']} records, {parsed['tagged']} tagged, "
+               f"{parsed['warnings']} warnings -> {args.output / RECORDS}")
+    return 0
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    files = [p / RECORDS if p.is_dir() else p for p in args.records]
+    with RunLog(None, args.quiet):
+        built = build_timeline(files, args.output, tz=args.tz, quiet=args.quiet)
+    _say(args, f"timeline: {built['rows']} rows -> {args.output}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    result = verify_bundle(args.bundle)
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    if not result.ok:
+        raise VerificationError(f"{len(result.problems)} problem(s) in {result.checked} files")
+    _say(args, f"verified: {result.checked} files match the manifest")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "artifacts":
+        for spec in load_artifacts():
+            print(f"{spec.name:24} {spec.category:8} {', '.join(spec.paths)}  -> {', '.join(spec.parsers) or '-'}")
+    elif args.what == "parsers":
+        for name, cls in sorted(REGISTRY.items()):
+            print(f"{name:16} {', '.join(cls.DATA_TYPES):24} {cls.DESCRIPTION}")
+    else:
+        from parsers.rules import default_engine
+
+        for rule in default_engine().rules:
+            print(f"{rule.id:28} {rule.technique:10} {rule.severity:8} {rule.title}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "collect": cmd_collect, "parse": cmd_parse, "timeline": cmd_timeline,
+            "verify": cmd_verify, "list": cmd_list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    args = build_parser().parse_args(argv)
+    if args.command in ("run", "collect") and not args.source and not args.live:
+        print("inboxtrail: error: a SOURCE (or --live) is required", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except InboxtrailError as exc:
+        print(f"inboxtrail: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("inboxtrail: interrupted; published outputs are complete, others were not written",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,83 @@
+"""The Record: one parsed thing (a message, a command, an event, a deleted inode).
+
+Records are what parsers produce and the timeline consumes. A record may hold several named
+timestamps (an mbox message has an envelope time, a Date header and Received times) or none at all
+(an undated history line): a time is never invented. Records are frozen so that rule tagging
+returns a new record instead of mutating one another stage already saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a record came from: the bundle file, the original path and its hash."""
+
+    bundle_path: str | None
+    source_path: str
+    sha256: str | None
+    filesystem: str = ""
+    offset: int | None = None
+    #: The collector's provenance string (``image:x.raw|RAW|TSK_PARTITION/p1|EXT/``).
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One parsed item.
+
+    Attributes:
+        data_type: colon-separated, general to specific (``shell:bash:command``).
+        timestamps: description -> µs since the epoch, e.g. ``{"Envelope Time": ...}``.
+        time_bounds: bounds for an undated record (never presented as its own time).
+        message: one human-readable line (long text goes to ``attributes``).
+        attributes: parser-specific fields (JSON-serialisable scalars, lists or dicts).
+        provenance: bundle path, source path, sha256, byte offset.
+        parser: the parser name.
+        host / user: who and where, when known.
+        order: position of the record inside its source file (stable tie-breaker).
+        recovered: reconstructed from deleted or unallocated data.
+        corrupted: only part of the record could be read.
+        tags: rule ids and ATT&CK technique ids set by the rule engine.
+    """
+
+    data_type: str
+    message: str
+    provenance: Provenance
+    parser: str
+    order: int
+    timestamps: dict[str, int] = field(default_factory=dict)
+    #: For records without a time of their own: known bounds, keyed by a description that starts
+    #: with "Not before" or "Not after" (e.g. "Not after: history file last modified").
+    time_bounds: dict[str, int] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None
+    user: str | None = None
+    recovered: bool = False
+    corrupted: bool = False
+    tags: tuple[str, ...] = ()
+
+    def with_tags(self, tags: list[str]) -> Record:
+        """A copy carrying ``tags`` added (sorted, de-duplicated)."""
+        return dataclasses.replace(self, tags=tuple(sorted(set(self.tags) | set(tags))))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form used in ``records.jsonl``."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """One ``records.jsonl`` line (stable key order, no trailing newline)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Record:
+        """Inverse of :meth:`to_dict`."""
+        data = dict(data)
+        data["provenance"] = Provenance(**data["provenance"])
+        data["tags"] = tuple(data.get("tags", ()))
+        return cls(**data)

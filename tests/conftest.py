@@ -1,0 +1,66 @@
+"""Shared fixtures: the reference image, its ground truth and the shared corpus."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from inboxtrail.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGES = ROOT / "images"
+CORPUS = (ROOT.parent / "shared" / "corpus").resolve()
+LINUX_IMAGE = IMAGES / "linux-suspect.raw"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def corpus_path(relative: str) -> Path:
+    """A path in ../shared/corpus, or skip the test with the reason."""
+    path = CORPUS / relative
+    if not path.exists():
+        pytest.skip(f"shared corpus file {relative} not present (../shared/corpus is absent here)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def scenario() -> dict:
+    """Ground truth of images/linux-suspect.raw (images/README.md tells the story)."""
+    return json.loads((IMAGES / "linux-suspect.scenario.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def linux_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `inboxtrail run` on the reference image, shared by the end-to-end tests."""
+    out = tmp_path_factory.mktemp("linux-run") / "out"
+    assert main(["--quiet", "run", str(LINUX_IMAGE), "-o", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def linux_records(linux_run: Path) -> list[dict]:
+    with (linux_run / "records.jsonl").open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture()
+def copy_tree(tmp_path: Path):
+    def _copy(src: Path, name: str = "src") -> Path:
+        dest = tmp_path / name
+        if src.is_dir():
+            shutil.copytree(src, dest)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+        return dest
+    return _copy
