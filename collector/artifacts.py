@@ -90,7 +90,7 @@ def user_homes(fs: FileSystemView) -> list[UserHome]:
 
     Only directories that exist are returned, de-duplicated by path and sorted for determinism.
     """
-    candidates = _passwd_homes(fs) + [UserHome("root", "/root")]
+    candidates = [*_passwd_homes(fs), UserHome("root", "/root")]
     for home_glob in _HOME_GLOBS:
         parent = home_glob[:-2]
         try:

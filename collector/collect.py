@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from collector import __version__
-from collector.artifacts import (ArtifactSpec, expand_path, load_artifacts, owner_of, read_hostname,
-                                 user_homes)
+from collector.artifacts import ArtifactSpec, expand_path, load_artifacts, owner_of, read_hostname, user_homes
 from collector.bundle import BundleWriter, CollectContext
 from collector.globbing import GlobHit, glob
 from collector.loose import LooseSource
@@ -25,7 +24,7 @@ LOOSE = "LooseFiles"
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | None = None,

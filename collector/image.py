@@ -8,9 +8,9 @@ bytes, because dfvfs's own directory walk skips unallocated names.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
-from typing import BinaryIO
 
 from dfvfs.helpers import volume_scanner
 from dfvfs.lib import definitions as dfvfs_definitions
@@ -58,6 +58,10 @@ class _DfvfsReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_entry(file_entry: object) -> _DfvfsReader:
+    return _DfvfsReader(file_entry.GetFileObject())
 
 
 def _timestamp(value: object) -> int | None:
@@ -143,7 +147,7 @@ class DfvfsFileSystem(FileSystemView):
                 link = None
         opener = None
         if kind == "file":
-            opener = (lambda fe=file_entry: _DfvfsReader(fe.GetFileObject()))
+            opener = functools.partial(_open_entry, file_entry)
         size = int(file_entry.size or 0) if kind == "file" else 0
         return SourceFile(location=location, name=location.rsplit("/", 1)[-1], kind=kind,
                           size=size, times=times, inode=inode, provenance=self.provenance,
@@ -240,6 +244,13 @@ class ImageSource(Source):
             self._base_path_specs = scanner.GetBasePathSpecs(self.path, options=options)
         except (dfvfs_errors.Error, OSError, RuntimeError) as exc:
             raise UnrecognisedSourceError(f"cannot scan image {path}: {exc}") from exc
+        # Without a file system the scanner hands back the container itself (even the bare OS
+        # file): that is not something we can walk, and walking an OS path spec would read the
+        # examiner's own machine.
+        self._base_path_specs = [
+            spec for spec in self._base_path_specs
+            if spec.type_indicator in dfvfs_definitions.FILE_SYSTEM_TYPE_INDICATORS
+            and spec.type_indicator != dfvfs_definitions.TYPE_INDICATOR_FAKE]
         if not self._base_path_specs:
             raise UnrecognisedSourceError(
                 f"no supported file system found in {path} (is it a disk image?)")

@@ -8,6 +8,7 @@ ever opened for writing.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat as stat_mod
 from collections.abc import Iterator
@@ -76,7 +77,7 @@ class DirectoryFileSystem(FileSystemView):
     def _entry(self, location: str, host_path: str, st: os.stat_result) -> SourceFile:
         kind = _kind(st.st_mode)
         link = os.readlink(host_path) if kind == "symlink" else None
-        opener = (lambda p=host_path: open_noatime(p)) if kind == "file" else None
+        opener = functools.partial(open_noatime, host_path) if kind == "file" else None
         return SourceFile(
             location=location, name=location.rsplit("/", 1)[-1], kind=kind, size=st.st_size,
             times=_times(st), inode=st.st_ino, provenance=self.provenance, link_target=link,

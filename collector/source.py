@@ -95,5 +95,5 @@ class Source(abc.ABC):
         """Problems found while opening the source (locked volumes, unreadable partitions)."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
         """Release handles on the evidence."""

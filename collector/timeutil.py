@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 
-EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 _US = 1_000_000
 
 
@@ -25,7 +25,7 @@ def iso_utc(micros: int) -> str:
 def from_datetime(value: _dt.datetime) -> int:
     """µs since the epoch for an aware datetime (naive ones are taken as UTC)."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=_dt.timezone.utc)
+        value = value.replace(tzinfo=_dt.UTC)
     delta = value - EPOCH
     return (delta.days * 86_400 + delta.seconds) * _US + delta.microseconds
 

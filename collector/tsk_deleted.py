@@ -8,6 +8,7 @@ This module never imports dfvfs: it is handed a file-like object over the volume
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 from collections.abc import Callable, Iterator
@@ -30,15 +31,15 @@ class _VolumeImage(pytsk3.Img_Info):
         self._lock = threading.Lock()
         super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
 
-    def read(self, offset: int, size: int) -> bytes:  # noqa: D102 - pytsk3 callback
+    def read(self, offset: int, size: int) -> bytes:
         with self._lock:
             self._handle.seek(offset)
             return self._handle.read(size)
 
-    def get_size(self) -> int:  # noqa: D102 - pytsk3 callback
+    def get_size(self) -> int:
         return self._size
 
-    def close(self) -> None:  # noqa: D102 - pytsk3 callback
+    def close(self) -> None:
         pass
 
 
@@ -75,6 +76,10 @@ class TskInodeReader(io.RawIOBase):
         buffer[:n] = data
         self._pos += n
         return n
+
+
+def _open_inode(fs: pytsk3.FS_Info, inode: int, size: int) -> BinaryIO:
+    return io.BufferedReader(TskInodeReader(fs, inode, size), buffer_size=_READ_CHUNK)
 
 
 def _decode(raw: bytes) -> str:
@@ -133,8 +138,7 @@ class TskDeletedLister:
             if self._extra_times is not None:
                 times.update(self._extra_times(inode))
             if kind == "file" and not reallocated and size > 0:
-                opener = (lambda fs=self._fs, i=inode, s=size: io.BufferedReader(
-                    TskInodeReader(fs, i, s), buffer_size=_READ_CHUNK))
+                opener = functools.partial(_open_inode, self._fs, inode, size)
         provenance = f"{self._provenance}|tsk-unallocated-name"
         if reallocated:
             provenance += "|inode-reallocated"

@@ -188,7 +188,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "artifacts":
         for spec in load_artifacts():
-            print(f"{spec.name:24} {spec.category:8} {', '.join(spec.paths)}  -> {', '.join(spec.parsers) or '-'}")
+            parsers = ", ".join(spec.parsers) or "-"
+            print(f"{spec.name:24} {spec.category:8} {', '.join(spec.paths)}  -> {parsers}")
     elif args.what == "parsers":
         for name, cls in sorted(REGISTRY.items()):
             print(f"{name:16} {', '.join(cls.DATA_TYPES):24} {cls.DESCRIPTION}")

@@ -6,7 +6,13 @@ no parser module is left out of the list below.
 
 from __future__ import annotations
 
-from parsers import bash_history, filestat, mbox, zsh_history  # noqa: F401  (registration)
+# Registration: one parser module per line, in alphabetical order.
+from parsers import (
+    bash_history,  # noqa: F401
+    filestat,  # noqa: F401
+    mbox,  # noqa: F401
+    zsh_history,  # noqa: F401
+)
 from parsers.base import REGISTRY, ParseContext, Parser
 from parsers.record import Provenance, Record
 

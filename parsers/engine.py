@@ -75,7 +75,8 @@ def iter_records(bundle: Path, stats: Counter, warnings: list[dict[str, Any]],
             if not entry.get("bundle_path") or entry.get("outcome") not in ("collected", "recovered"):
                 continue
             path = bundle / entry["bundle_path"]
-            names = list(entry.get("parsers") or ()) or sniff_parsers(path, entry["source_path"].rsplit("/", 1)[-1])
+            name_only = entry["source_path"].rsplit("/", 1)[-1]
+            names = list(entry.get("parsers") or ()) or sniff_parsers(path, name_only)
             if not names:
                 ctx.warn("no parser recognises this file")
             for name in names:
@@ -89,7 +90,7 @@ def iter_records(bundle: Path, stats: Counter, warnings: list[dict[str, Any]],
                         for record in parser_cls().parse(handle, ctx):
                             count += 1
                             yield engine.tag(record)
-                except Exception as exc:  # noqa: BLE001 - a parser must never stop the run
+                except Exception as exc:
                     ctx.warn(f"parser {name} failed after {count} records: {type(exc).__name__}: {exc}")
                 stats[name] += count
             for warning in ctx.warnings:

@@ -1,1 +1,2 @@
-"""The super-timeline: records fanned out into rows, sorted in bounded memory, written for Timesketch and plaso users."""
+"""The super-timeline: records fanned out into rows, sorted in bounded memory, and written
+for Timesketch and plaso users."""

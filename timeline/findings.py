@@ -60,9 +60,9 @@ def write_findings(records_path: Path, out_dir: Path) -> tuple[str, list[dict[st
                 out.write(f"| {rule} | {count} |\n")
             out.write("\n")
         for finding in findings:
+            bounds = ", ".join(f"{k}: {iso_utc(v)}" for k, v in (finding.get("time_bounds") or {}).items())
             when = iso_utc(finding["_time"]) if finding.get("timestamps") else (
-                f"undated (bounds: {', '.join(f'{k}: {iso_utc(v)}' for k, v in finding['time_bounds'].items())})"
-                if finding.get("time_bounds") else "undated")
+                f"undated ({bounds})" if bounds else "undated")
             provenance = finding["provenance"]
             out.write(f"## {when} — {finding['message']}\n\n")
             for hit in finding["attributes"].get("rule_hits", []):

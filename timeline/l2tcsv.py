@@ -59,7 +59,7 @@ class L2tCsvWriter:
 
     def __init__(self, handle: IO[str], tz: str = "UTC") -> None:
         self._handle = handle
-        self._tz = ZoneInfo(tz) if tz != "UTC" else _dt.timezone.utc
+        self._tz = ZoneInfo(tz) if tz != "UTC" else _dt.UTC
         self._tz_name = tz
         self._group: list[dict[str, Any]] = []
         handle.write(",".join(HEADER) + "\n")

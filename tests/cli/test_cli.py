@@ -1,0 +1,90 @@
+"""The CLI's contract: stages, exit codes and clear errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from inboxtrail.cli import main
+from tests.conftest import LINUX_IMAGE, corpus_path
+
+
+def test_help_documents_exit_codes(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out and "130" in out
+
+
+def test_missing_source_and_unrecognised_image(tmp_path, capsys):
+    assert main(["-q", "run", str(tmp_path / "missing.E01"), "-o", str(tmp_path / "o")]) == 3
+    assert "not found" in capsys.readouterr().err
+    junk = tmp_path / "junk.vmdk"
+    junk.write_bytes(b"\x00" * 4096)
+    assert main(["-q", "run", str(junk), "-o", str(tmp_path / "o")]) == 3
+    assert "no supported file system" in capsys.readouterr().err
+    assert main(["-q", "run", "-o", str(tmp_path / "o")]) == 2
+
+
+def test_refuses_other_run_unless_forced(tmp_path, capsys):
+    history = corpus_path("history/plaso")
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(history), "-o", str(out)]) == 0
+    assert main(["-q", "run", str(history), "-o", str(out)]) == 0  # same source: re-run is fine
+    other = tmp_path / "other"
+    shutil.copytree(history, other)
+    assert main(["-q", "run", str(other), "-o", str(out)]) == 4
+    assert "--force" in capsys.readouterr().err
+    assert main(["-q", "run", str(other), "--force", "-o", str(out)]) == 0
+    report = json.loads((out / "bundle" / "report.json").read_text())
+    assert report["source"] == str(other)
+
+
+def test_stages_one_by_one_equal_run(tmp_path, linux_run):
+    bundle = tmp_path / "bundle"
+    assert main(["-q", "collect", str(LINUX_IMAGE), "-o", str(bundle)]) == 0
+    assert main(["-q", "verify", str(bundle)]) == 0
+    assert main(["-q", "parse", str(bundle), "-o", str(tmp_path)]) == 0
+    assert main(["-q", "timeline", str(tmp_path), "-o", str(tmp_path / "tl")]) == 0
+    for name in ("timeline.csv", "timeline.jsonl", "timeline.l2t.csv"):
+        assert (tmp_path / "tl" / name).read_bytes() == (linux_run / name).read_bytes()
+
+
+def test_parse_on_a_non_bundle_is_a_clear_error(tmp_path, capsys):
+    assert main(["-q", "parse", str(tmp_path), "-o", str(tmp_path / "o")]) == 5
+    assert "not an inboxtrail bundle" in capsys.readouterr().err
+
+
+def test_list_commands(capsys):
+    assert main(["list", "artifacts"]) == 0
+    assert "LinuxMailSpools" in capsys.readouterr().out
+    assert main(["list", "parsers"]) == 0
+    out = capsys.readouterr().out
+    assert "mbox" in out and "bash_history" in out
+    assert main(["list", "rules"]) == 0
+    assert "shell_mail_file_removed" in capsys.readouterr().out
+
+
+def test_run_on_single_loose_file(tmp_path):
+    history = corpus_path("history/plaso/zsh_extended_history.txt")
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(history), "-o", str(out)]) == 0
+    records = [json.loads(x) for x in (out / "records.jsonl").read_text().splitlines()]
+    commands = [r["attributes"]["command"] for r in records if r["data_type"] == "shell:zsh:command"]
+    # 5 physical lines; the third command continues over two of them.
+    assert commands == ["cd plaso", "ls", "echo dfgdfg \\\n& touch /tmp/afile",
+                        "PYTHONPATH=. ./runtests.py"]
+
+
+def test_artifacts_and_extra_paths(tmp_path):
+    out = tmp_path / "out"
+    assert main(["-q", "collect", str(LINUX_IMAGE), "--artifacts", "LinuxMailSpools",
+                 "--path", "/etc/host*", "-o", str(out)]) == 0
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert {line["artifact"] for line in lines} == {"LinuxMailSpools", "AdHocPath"}
+    assert any(line["source_path"] == "/etc/hostname" for line in lines)
+    assert main(["-q", "collect", str(LINUX_IMAGE), "--artifacts", "Nope", "-o",
+                 str(tmp_path / "o2")]) == 5

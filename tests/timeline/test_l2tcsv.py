@@ -1,0 +1,39 @@
+"""l2tcsv as plaso writes it: 17 columns, MACB letters, MM/DD/YYYY and HH:MM:SS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from timeline.l2tcsv import HEADER, macb
+
+PLASO_HEADER = ("date,time,timezone,MACB,source,sourcetype,type,user,host,short,desc,version,"
+                "filename,inode,notes,format,extra")
+
+
+def test_header_is_plasos():
+    assert ",".join(HEADER) == PLASO_HEADER
+
+
+def test_macb_letters_follow_plaso_descriptions():
+    assert macb(["Content Modification Time"]) == "M..."
+    assert macb(["Last Access Time"]) == ".A.."
+    assert macb(["Metadata Modification Time", "Content Modification Time"]) == "M.C."
+    assert macb(["Creation Time", "Last Access Time"]) == ".A.B"
+    assert macb(["Command Executed Time"]) == "...."
+
+
+def test_reference_rows(linux_run: Path):
+    lines = (linux_run / "timeline.l2t.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == PLASO_HEADER
+    rows = [line.split(",") for line in lines[1:]]
+    assert all(len(row) == 17 for row in rows)
+    rm = next(row for row in rows if row[10] == "sudo rm /var/mail/carol")
+    assert rm[:9] == ["10/12/2026", "14:32:10", "UTC", "....", "LOG", "Bash History",
+                      "Command Executed Time", "bob", "mailhost"]
+    assert rm[11] == "2" and rm[12] == "p1:/home/bob/.bash_history" and rm[15] == "bash_history"
+    assert rm[14] == "T1070.008 shell_mail_file_removed"
+    # The deleted spool's ctime and dtime coincide: one line, like plaso's MACB groups.
+    carol = [row for row in rows if row[12] == "p1:/var/mail/carol" and row[4] == "FILE"]
+    grouped = next(row for row in carol if row[1] == "14:32:10")
+    assert grouped[3] == "..C." and grouped[6] == "Deletion Time; Metadata Modification Time"
+    assert grouped[13] == "75"
