@@ -60,7 +60,7 @@ def parse_envelope_date(text: str) -> int | None:
         value = _dt.datetime.strptime(f"{month} {day} {clock} {year}", fmt)
     except ValueError:
         return None
-    tz = _dt.timezone.utc
+    tz = _dt.UTC
     if zone:
         sign = -1 if zone[0] == "-" else 1
         tz = _dt.timezone(sign * _dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])))

@@ -20,7 +20,6 @@ import yaml
 from parsers.record import Record
 from parsers.shell_command import SimpleCommand, parse_command_line, resolve_path
 
-
 SEVERITY_RANK = {"informational": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
