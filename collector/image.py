@@ -223,12 +223,61 @@ class DfvfsFileSystem(FileSystemView):
         return {"dtime": value} if value else {}
 
 
+class _Mediator(volume_scanner.VolumeScannerMediator):
+    """Never asks: a locked volume that the given credentials do not open is reported, skipped."""
+
+    def __init__(self, warnings: list[str]) -> None:
+        super().__init__()
+        self._warnings = warnings
+
+    def GetAPFSVolumeIdentifiers(self, volume_system, volume_identifiers):
+        return volume_identifiers
+
+    def GetLVMVolumeIdentifiers(self, volume_system, volume_identifiers):
+        return volume_identifiers
+
+    def GetPartitionIdentifiers(self, volume_system, volume_identifiers):
+        return volume_identifiers
+
+    def GetVolumeSnapshotIdentifiers(self, volume_system, volume_identifiers):
+        return []
+
+    def GetVSSStoreIdentifiers(self, volume_system, volume_identifiers):
+        return []
+
+    def PrintWarning(self, warning):
+        self._warnings.append(str(warning))
+
+    def UnlockEncryptedVolume(self, source_scanner_object, scan_context, locked_scan_node,
+                              credentials):
+        chain = "|".join(_path_spec_chain(locked_scan_node.path_spec)[1:])
+        self._warnings.append(
+            f"locked {locked_scan_node.type_indicator} volume at {chain}: no given credential "
+            f"unlocks it (accepted: {', '.join(sorted(credentials.CREDENTIALS))}); skipped")
+        return False
+
+
+def _snapshot_selection(vss: str) -> list[str]:
+    if vss in ("none", "all"):
+        return [vss]
+    stores = [f"vss{int(n)}" for n in vss.split(",") if n.strip()]
+    return stores or ["none"]
+
+
 class ImageSource(Source):
-    """A disk image file (raw, split raw, E01, VMDK, VHD(X), QCOW2...) opened read-only."""
+    """A disk image file (raw, split raw, E01, VMDK, VHD(X), QCOW2...) opened read-only.
+
+    Args:
+        path: the image (for split images, the first segment).
+        vss: NTFS Volume Shadow Copies to include: ``none``, ``all`` or ``1,3`` (store numbers).
+        credentials: ``(type, value)`` pairs for encrypted volumes, e.g. ``("password", "x")``,
+            ``("recovery_password", "...")``, ``("startup_key", path)``, ``("key_data", bytes)``.
+    """
 
     kind = "image"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, vss: str = "none",
+                 credentials: list[tuple[str, object]] | None = None) -> None:
         if not os.path.isfile(path):
             raise SourceNotFoundError(f"image not found: {path}")
         self.path = os.path.abspath(path)
@@ -237,10 +286,10 @@ class ImageSource(Source):
         options = volume_scanner.VolumeScannerOptions()
         options.partitions = ["all"]
         options.volumes = ["all"]
-        options.snapshots = ["none"]
-        options.credentials = []
+        options.snapshots = _snapshot_selection(vss)
+        options.credentials = list(credentials or [])
         try:
-            scanner = volume_scanner.VolumeScanner()
+            scanner = volume_scanner.VolumeScanner(mediator=_Mediator(self._warnings))
             self._base_path_specs = scanner.GetBasePathSpecs(self.path, options=options)
         except (dfvfs_errors.Error, OSError, RuntimeError) as exc:
             raise UnrecognisedSourceError(f"cannot scan image {path}: {exc}") from exc
@@ -259,9 +308,10 @@ class ImageSource(Source):
         name = os.path.basename(self.path)
         for index, base in enumerate(self._base_path_specs):
             chain = _path_spec_chain(base)
-            label = next((c.split("/")[-1] for c in reversed(chain)
-                          if c.startswith(("TSK_PARTITION/", "GPT/", "APFS_CONTAINER/", "LVM/"))),
-                         f"fs{index}")
+            parts = [c.split("/")[-1] for c in chain
+                     if c.startswith(("TSK_PARTITION/", "GPT/", "APFS_CONTAINER/", "LVM/",
+                                      "VSHADOW/", "CS/"))]
+            label = "-".join(parts) if parts else f"fs{index}"
             provenance = f"image:{name}|" + "|".join(chain[1:])
             try:
                 yield DfvfsFileSystem(base, label=label, provenance=provenance)

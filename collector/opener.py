@@ -26,7 +26,8 @@ def looks_like_root(path: str) -> bool:
     return sum(1 for marker in _ROOT_MARKERS if marker in names) >= 2
 
 
-def open_source(path: str | None, live: bool = False) -> Source:
+def open_source(path: str | None, live: bool = False, vss: str = "none",
+                credentials: list[tuple[str, object]] | None = None) -> Source:
     """Open a disk image, a live root, a mounted directory or loose artifact files.
 
     Raises:
@@ -46,7 +47,7 @@ def open_source(path: str | None, live: bool = False) -> Source:
     from collector.image import ImageSource  # dfvfs is heavy: import only for images
 
     try:
-        return ImageSource(path)
+        return ImageSource(path, vss=vss, credentials=credentials)
     except UnrecognisedSourceError:
         if path.lower().endswith(IMAGE_EXTENSIONS):
             raise

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.bundle import FILES_DIR, MANIFEST, read_manifest
+from collector.bundle_zip import bundle_directory
 
 _CHUNK = 1 << 20
 
@@ -24,8 +25,15 @@ class VerifyResult:
 
 
 def verify_bundle(bundle: str | Path) -> VerifyResult:
-    """Check every collected file's size and SHA-256, and look for unlisted files."""
-    root = Path(bundle)
+    """Check every collected file's size and SHA-256, and look for unlisted files.
+
+    A zip bundle is verified through a temporary extraction of its members.
+    """
+    with bundle_directory(bundle) as root:
+        return _verify_directory(root)
+
+
+def _verify_directory(root: Path) -> VerifyResult:
     result = VerifyResult()
     listed: set[str] = set()
     for line in read_manifest(root):

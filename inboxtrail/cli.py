@@ -16,9 +16,11 @@ from pathlib import Path
 from collector import __version__
 from collector.artifacts import load_artifacts
 from collector.bundle import REPORT, reset_bundle
+from collector.bundle_zip import bundle_directory, is_zip_bundle, staging_directory, zip_directory
 from collector.collect import collect
 from collector.errors import InboxtrailError, OutputExistsError, VerificationError
 from collector.opener import open_source
+from collector.source import Source
 from collector.verify import verify_bundle
 from inboxtrail.logsetup import RunLog
 from parsers import REGISTRY
@@ -49,6 +51,14 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", action="append", default=[], metavar="GLOB",
                         help="extra path glob to collect (repeatable)")
     parser.add_argument("--force", action="store_true", help="replace a different run in OUT")
+    parser.add_argument("--vss", default="none", metavar="none|all|N,M",
+                        help="NTFS Volume Shadow Copies to collect too (default: none)")
+    parser.add_argument("--password", action="append", default=[],
+                        help="password for an encrypted volume (BitLocker, FileVault, LUKS)")
+    parser.add_argument("--recovery-password", action="append", default=[],
+                        help="BitLocker recovery password")
+    parser.add_argument("--credential", action="append", default=[], metavar="TYPE:VALUE",
+                        help="other volume credential, e.g. startup_key:/path/key.bek")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,11 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     col = sub.add_parser("collect", help="acquire artifacts into a bundle directory",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _source_options(col)
-    col.add_argument("-o", "--output", required=True, type=Path, help="bundle directory")
+    col.add_argument("-o", "--output", required=True, type=Path,
+                     help="bundle directory, or a file name ending in .zip for a zip bundle")
 
     par = sub.add_parser("parse", help="parse a bundle into records.jsonl", epilog=EXIT_CODES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    par.add_argument("bundle", type=Path, help="bundle directory written by collect")
+    par.add_argument("bundle", type=Path, help="bundle (directory or .zip) written by collect")
     par.add_argument("-o", "--output", required=True, type=Path, help="directory for records.jsonl")
 
     tim = sub.add_parser("timeline", help="build the super-timeline from records.jsonl",
@@ -108,6 +119,15 @@ def _check_output(out: Path, report_path: Path, source: str, force: bool) -> Non
     raise OutputExistsError(f"{out} already holds {what}; choose another directory or use --force")
 
 
+def _open(args: argparse.Namespace) -> Source:
+    credentials: list[tuple[str, object]] = [("password", p) for p in args.password]
+    credentials += [("recovery_password", p) for p in args.recovery_password]
+    for item in args.credential:
+        kind, _, value = item.partition(":")
+        credentials.append((kind, value))
+    return open_source(args.source, live=args.live, vss=args.vss, credentials=credentials)
+
+
 def _say(args: argparse.Namespace, text: str) -> None:
     if not args.quiet:
         print(text)
@@ -115,7 +135,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     out: Path = args.output
-    source = open_source(args.source, live=args.live)
+    source = _open(args)
     try:
         _check_output(out, out / "bundle" / REPORT, source.description, args.force)
         with RunLog(out, args.quiet):
@@ -144,14 +164,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_collect(args: argparse.Namespace) -> int:
     out: Path = args.output
-    source = open_source(args.source, live=args.live)
+    source = _open(args)
+    artifacts = args.artifacts.split(",") if args.artifacts else None
     try:
-        _check_output(out, out / REPORT, source.description, args.force)
-        reset_bundle(out)
-        with RunLog(None, args.quiet):
-            artifacts = args.artifacts.split(",") if args.artifacts else None
-            report = collect(source, out, artifacts=artifacts, extra_paths=args.path,
-                             quiet=args.quiet)
+        if is_zip_bundle(out):
+            if out.exists() and not args.force:
+                raise OutputExistsError(f"{out} exists; choose another name or use --force")
+            with staging_directory(out) as staging, RunLog(None, args.quiet):
+                report = collect(source, staging, artifacts=artifacts, extra_paths=args.path,
+                                 quiet=args.quiet)
+                zip_directory(staging, out)
+        else:
+            _check_output(out, out / REPORT, source.description, args.force)
+            reset_bundle(out)
+            with RunLog(None, args.quiet):
+                report = collect(source, out, artifacts=artifacts, extra_paths=args.path,
+                                 quiet=args.quiet)
     finally:
         source.close()
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
@@ -160,8 +188,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
-    with RunLog(None, args.quiet):
-        parsed = parse_bundle(args.bundle, args.output, quiet=args.quiet)
+    with RunLog(None, args.quiet), bundle_directory(args.bundle) as bundle:
+        parsed = parse_bundle(bundle, args.output, quiet=args.quiet)
     _say(args, f"parsed: {parsed['records']} records, {parsed['tagged']} tagged, "
                f"{parsed['warnings']} warnings -> {args.output / RECORDS}")
     return 0

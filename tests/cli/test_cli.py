@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 
 import pytest
 
@@ -88,3 +89,17 @@ def test_artifacts_and_extra_paths(tmp_path):
     assert any(line["source_path"] == "/etc/hostname" for line in lines)
     assert main(["-q", "collect", str(LINUX_IMAGE), "--artifacts", "Nope", "-o",
                  str(tmp_path / "o2")]) == 5
+
+
+def test_zip_bundle_collect_verify_parse(tmp_path, linux_run):
+    archive = tmp_path / "case.zip"
+    assert main(["-q", "collect", str(LINUX_IMAGE), "-o", str(archive)]) == 0
+    assert main(["-q", "verify", str(archive)]) == 0
+    assert main(["-q", "parse", str(archive), "-o", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "records.jsonl").read_bytes() == (linux_run / "records.jsonl").read_bytes()
+    assert main(["-q", "collect", str(LINUX_IMAGE), "-o", str(archive)]) == 4
+    assert main(["-q", "collect", str(LINUX_IMAGE), "--force", "-o", str(archive)]) == 0
+    with zipfile.ZipFile(archive) as zf:
+        names = zf.namelist()
+    assert names == sorted(names) and "manifest.jsonl" in names
+    assert not list(tmp_path.glob(".case.zip*")), "staging directory left behind"
