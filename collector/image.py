@@ -64,6 +64,10 @@ def _open_entry(file_entry: object) -> _DfvfsReader:
     return _DfvfsReader(file_entry.GetFileObject())
 
 
+def _open_stream(file_entry: object, stream: str) -> _DfvfsReader:
+    return _DfvfsReader(file_entry.GetFileObject(data_stream_name=stream))
+
+
 def _timestamp(value: object) -> int | None:
     if value is None:
         return None
@@ -155,6 +159,9 @@ class DfvfsFileSystem(FileSystemView):
 
     # -- FileSystemView --------------------------------------------------------------------------
     def stat(self, location: str) -> SourceFile | None:
+        head, _, name = location.rpartition("/")
+        if ":" in name and self.type_indicator == dfvfs_definitions.TYPE_INDICATOR_NTFS:
+            return self._stat_stream(f"{head}/{name.split(':', 1)[0]}", name.split(":", 1)[1])
         try:
             file_entry = self._fs.GetFileEntryByPathSpec(self._path_spec(location))
         except (dfvfs_errors.Error, OSError):
@@ -162,6 +169,21 @@ class DfvfsFileSystem(FileSystemView):
         if file_entry is None:
             return None
         return self._entry(location, file_entry)
+
+    def _stat_stream(self, location: str, stream: str) -> SourceFile | None:
+        """An NTFS alternate data stream (``$UsnJrnl:$J``, ``file:Zone.Identifier``) as a file."""
+        try:
+            file_entry = self._fs.GetFileEntryByPathSpec(self._path_spec(location))
+            if file_entry is None or not file_entry.GetDataStream(stream):
+                return None
+            size = file_entry.GetFileObject(data_stream_name=stream).get_size()
+        except (dfvfs_errors.Error, OSError):
+            return None
+        base = self._entry(location, file_entry)
+        return SourceFile(
+            location=f"{location}:{stream}", name=f"{base.name}:{stream}", kind="file", size=size,
+            times=base.times, inode=base.inode, provenance=self.provenance,
+            opener=functools.partial(_open_stream, file_entry, stream))
 
     def list_dir(self, location: str) -> Iterator[SourceFile]:
         try:

@@ -11,6 +11,7 @@ from parsers import (
     bash_history,  # noqa: F401
     filestat,  # noqa: F401
     mbox,  # noqa: F401
+    usnjrnl,  # noqa: F401
     zsh_history,  # noqa: F401
 )
 from parsers.base import REGISTRY, ParseContext, Parser

@@ -98,6 +98,15 @@ class RuleEngine:
             for key, expected in match["fields"].items():
                 if record.attributes.get(key) != expected:
                     return False
+        if "fields_regex" in match:  # attribute -> regular expression (case-insensitive search)
+            for key, pattern in match["fields_regex"].items():
+                value = record.attributes.get(key)
+                if not isinstance(value, str) or not _regex(pattern).search(value):
+                    return False
+        if "fields_any" in match:  # attribute -> list of accepted values
+            for key, accepted in match["fields_any"].items():
+                if record.attributes.get(key) not in accepted:
+                    return False
         if "command_any" in match:
             command_text = record.attributes.get("command")
             if not isinstance(command_text, str):
@@ -117,7 +126,7 @@ class RuleEngine:
 
     def tag(self, record: Record) -> Record:
         """Return ``record`` with the ids and techniques of every matching rule in its tags."""
-        hits = self.hits(record)
+        hits = list({rule.id: rule for rule in reversed(self.hits(record))}.values())[::-1]
         if not hits:
             return record
         tags = [t for rule in hits for t in (rule.id, rule.technique)]
@@ -125,6 +134,11 @@ class RuleEngine:
         attributes["rule_hits"] = [f"{r.id} ({r.technique}, {r.severity}): {r.title}" for r in hits]
         attributes["severity"] = max((r.severity for r in hits), key=lambda s: SEVERITY_RANK.get(s, 0))
         return dataclasses.replace(record, attributes=attributes).with_tags(tags)
+
+
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -150,10 +164,14 @@ def load_rules() -> tuple[list[Rule], dict[str, list[str]]]:
                               technique_name=raw.get("technique_name", ""),
                               severity=raw.get("severity", "medium"),
                               data_types=tuple(raw["data_types"]), match=raw["match"]))
-    ids = [r.id for r in rules]
-    duplicates = {i for i in ids if ids.count(i) > 1}
-    if duplicates:
-        raise ValueError(f"duplicate rule ids: {sorted(duplicates)}")
+    # One rule id may be defined in several files (one per source: EVTX, Exchange logs, the M365
+    # audit log...) so that the same act gets the same id wherever it is seen; the definitions
+    # must then agree on what the rule is.
+    by_id: dict[str, Rule] = {}
+    for rule in rules:
+        first = by_id.setdefault(rule.id, rule)
+        if (first.technique, first.severity) != (rule.technique, rule.severity):
+            raise ValueError(f"rule {rule.id} is defined twice with different technique/severity")
     return rules, path_classes
 
 
