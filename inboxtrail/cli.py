@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +26,14 @@ from collector.verify import verify_bundle
 from inboxtrail.logsetup import RunLog
 from parsers import REGISTRY
 from parsers.engine import RECORDS, parse_bundle
-from timeline.build import L2TCSV, TIMESKETCH_CSV, TIMESKETCH_JSONL, build_timeline
+from timeline.build import (
+    L2TCSV,
+    TIMESKETCH_CSV,
+    TIMESKETCH_JSONL,
+    TimelineOptions,
+    build_timeline,
+    parse_time_option,
+)
 from timeline.findings import FINDINGS, write_findings
 
 log = logging.getLogger("inboxtrail.cli")
@@ -61,6 +69,23 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
                         help="other volume credential, e.g. startup_key:/path/key.bek")
 
 
+def _timeline_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tz", default="UTC", help="time zone for l2tcsv (Timesketch files stay UTC)")
+    parser.add_argument("--since", type=parse_time_option, metavar="TIME",
+                        help="only rows at or after TIME (ISO 8601, UTC unless an offset is given)")
+    parser.add_argument("--until", type=parse_time_option, metavar="TIME",
+                        help="only rows at or before TIME")
+    parser.add_argument("--evidence-only", action="store_true",
+                        help="only tagged rows and the rows of the same host around them")
+    parser.add_argument("--context-minutes", type=int, default=10,
+                        help="with --evidence-only: minutes of context kept around tagged rows")
+
+
+def _options(args: argparse.Namespace) -> TimelineOptions:
+    return TimelineOptions(tz=args.tz, since=args.since, until=args.until,
+                           evidence_only=args.evidence_only, context_seconds=args.context_minutes * 60)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and documentation)."""
     parser = argparse.ArgumentParser(
@@ -74,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _source_options(run)
     run.add_argument("-o", "--output", required=True, type=Path, help="output directory")
-    run.add_argument("--tz", default="UTC", help="time zone for l2tcsv (Timesketch files stay UTC)")
+    _timeline_options(run)
 
     col = sub.add_parser("collect", help="acquire artifacts into a bundle directory",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     tim.add_argument("records", nargs="+", type=Path,
                      help="records.jsonl files or output directories that hold one")
     tim.add_argument("-o", "--output", required=True, type=Path, help="output directory")
-    tim.add_argument("--tz", default="UTC", help="time zone for l2tcsv (Timesketch files stay UTC)")
+    _timeline_options(tim)
 
     ver = sub.add_parser("verify", help="re-hash a bundle against its manifest", epilog=EXIT_CODES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,7 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = collect(source, out / "bundle", artifacts=artifacts, extra_paths=args.path,
                              quiet=args.quiet)
             parsed = parse_bundle(out / "bundle", out, quiet=args.quiet)
-            built = build_timeline([out / RECORDS], out, tz=args.tz, quiet=args.quiet)
+            built = build_timeline([out / RECORDS], out, quiet=args.quiet, options=_options(args))
             result, findings = write_findings(out / RECORDS, out)
     finally:
         source.close()
@@ -159,7 +184,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for finding in findings[:20]:
         _say(args, f"  - {finding['message']}  [{', '.join(finding['tags'])}]")
     _say(args, f"log: {out / 'run.log'}")
+    _say(args, "import into Timesketch with:\n  timesketch_importer --timeline_name "
+               f"{_timeline_name(source.description)} {out / TIMESKETCH_JSONL}")
     return 0
+
+
+def _timeline_name(description: str) -> str:
+    name = Path(description.rstrip("/")).name or "live"
+    return shlex.quote(f"inboxtrail {name}")
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -198,7 +230,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     files = [p / RECORDS if p.is_dir() else p for p in args.records]
     with RunLog(None, args.quiet):
-        built = build_timeline(files, args.output, tz=args.tz, quiet=args.quiet)
+        built = build_timeline(files, args.output, quiet=args.quiet, options=_options(args))
     _say(args, f"timeline: {built['rows']} rows -> {args.output}")
     return 0
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.timeutil import to_datetime
-from timeline.timesketch import INTERNAL
 
 HEADER = ("date", "time", "timezone", "MACB", "source", "sourcetype", "type", "user", "host",
           "short", "desc", "version", "filename", "inode", "notes", "format", "extra")
@@ -23,16 +22,30 @@ SOURCES = (
     ("fs:stat", "FILE", "File stat"),
     ("shell:bash", "LOG", "Bash History"),
     ("shell:zsh", "HIST", "Zsh Extended History"),
+    ("shell:fish", "LOG", "Fish History"),
+    ("shell:powershell", "LOG", "PowerShell PSReadLine History"),
     ("shell:", "LOG", "Shell History"),
+    ("mail:outlook", "PST", "Outlook PST/OST"),
+    ("mail:apple_mail", "EMAIL", "Apple Mail"),
+    ("mail:windows_mail", "EMAIL", "Windows Mail"),
+    ("mail:mbox", "EMAIL", "Mbox"),
+    ("mail:maildir", "EMAIL", "Maildir"),
+    ("mail:dovecot", "EMAIL", "Dovecot uidlist"),
+    ("mail:thunderbird", "EMAIL", "Thunderbird Mail"),
     ("mail:", "EMAIL", "Mailbox"),
     ("windows:evtx", "EVT", "WinEVTX"),
+    ("windows:prefetch", "LOG", "WinPrefetch"),
+    ("windows:exchange:message_tracking", "LOG", "Exchange Message Tracking Log"),
+    ("windows:exchange:cmdlet", "LOG", "Exchange Cmdlet Log"),
+    ("windows:exchange:admin_audit", "LOG", "Exchange Admin Audit Log"),
+    ("m365:ual", "LOG", "M365 Unified Audit Log"),
 )
 _MACB = (("M", ("mtime", "Content Modification Time")),
          ("A", ("atime", "Last Access Time")),
          ("C", ("ctime", "Metadata Modification Time")),
          ("B", ("crtime", "Creation Time")))
 _USED = {"datetime", "timestamp", "timestamp_desc", "message", "data_type", "tag", "host", "user",
-         "parser", "display_name", "inode", "record_id", "source"}
+         "parser", "display_name", "inode", "source"}
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
@@ -51,45 +64,37 @@ def source_of(data_type: str) -> tuple[str, str]:
 
 def _field(value: Any) -> str:
     text = "-" if value is None or value == "" else str(value)
-    return _LINE_BREAKS.sub(" ", text).replace(",", " ")
+    if "\n" in text or "\r" in text:
+        text = _LINE_BREAKS.sub(" ", text)
+    return text.replace(",", " ")
 
 
-class L2tCsvWriter:
-    """Writes l2tcsv, grouping adjacent rows of one record with one timestamp."""
+def header_line() -> str:
+    """The 17-column header (no line terminator)."""
+    return ",".join(HEADER)
 
-    def __init__(self, handle: IO[str], tz: str = "UTC") -> None:
-        self._handle = handle
+
+class L2tFormatter:
+    """Formats one l2tcsv line for the rows of one record that share a timestamp."""
+
+    def __init__(self, tz: str = "UTC") -> None:
         self._tz = ZoneInfo(tz) if tz != "UTC" else _dt.UTC
         self._tz_name = tz
-        self._group: list[dict[str, Any]] = []
-        handle.write(",".join(HEADER) + "\n")
 
-    def write(self, row: dict[str, Any]) -> None:
-        """Add a row; it is written when the next row belongs to another event."""
-        if self._group and (self._group[0]["record_id"], self._group[0]["timestamp"]) != (
-                row["record_id"], row["timestamp"]):
-            self._flush()
-        self._group.append(row)
-
-    def close(self) -> None:
-        """Write the last pending group."""
-        if self._group:
-            self._flush()
-
-    def _flush(self) -> None:
-        row = self._group[0]
-        descriptions = [r["timestamp_desc"] for r in self._group]
+    def line(self, group: list[dict[str, Any]]) -> str:
+        """One line for a MACB group (rows of one record with one timestamp)."""
+        row = group[0]
+        descriptions = [r["timestamp_desc"] for r in group]
         moment = to_datetime(row["timestamp"]).astimezone(self._tz)
         short, long = source_of(row["data_type"])
         message = row.get("message") or ""
         extra = "; ".join(sorted(
             f"{key}: {value}" for key, value in row.items()
-            if key not in _USED and key not in INTERNAL and value not in (None, "", [], {})))
+            if key not in _USED and value not in (None, "", [], {})))
         values = [
             moment.strftime("%m/%d/%Y"), moment.strftime("%H:%M:%S"), self._tz_name,
             macb(descriptions), short, long, "; ".join(descriptions), row.get("user"),
             row.get("host"), message if len(message) <= 80 else message[:77] + "...", message, "2",
             row.get("display_name"), row.get("inode"), " ".join(row.get("tag") or ()) or "-",
             row.get("parser"), extra]
-        self._handle.write(",".join(_field(v) for v in values) + "\n")
-        self._group = []
+        return ",".join(_field(v) for v in values)

@@ -19,10 +19,11 @@ UNKNOWN_TIME_DESC = "Time not known"
 FIXED_COLUMNS = (
     "datetime", "timestamp", "timestamp_desc", "message", "data_type", "tag", "source", "host",
     "user", "parser", "display_name", "bundle_path", "sha256", "offset", "filesystem", "evidence",
-    "inode", "recovered", "corrupted", "record_id")
+    "inode", "recovered", "corrupted")
 
 
-def _placement(record: dict[str, Any]) -> list[tuple[int, str]]:
+def placements(record: dict[str, Any]) -> list[tuple[int, str]]:
+    """(timestamp, description) of every row a record gets, in row order."""
     timestamps = record.get("timestamps") or {}
     if timestamps:
         return sorted(((value, desc) for desc, value in timestamps.items()), key=lambda x: (x[0], x[1]))
@@ -41,33 +42,49 @@ def attribute_column(name: str) -> str:
     return f"attr_{name}" if name in FIXED_COLUMNS else name
 
 
-def rows_for_record(record: dict[str, Any], record_id: str) -> Iterator[dict[str, Any]]:
-    """Yield the timeline rows of one record (as loaded from ``records.jsonl``)."""
+def attribute_columns(record: dict[str, Any]) -> list[str]:
+    """The attribute columns a record's rows will have."""
+    return [attribute_column(k) for k in (record.get("attributes") or {})]
+
+
+def base_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The columns every row of ``record`` shares (all but datetime/timestamp/description)."""
     provenance = record["provenance"]
-    attributes = {attribute_column(k): v for k, v in (record.get("attributes") or {}).items()}
-    base = {
+    attributes = record.get("attributes") or {}
+    row = {
         "message": record["message"], "data_type": record["data_type"],
         "tag": list(record.get("tags") or ()), "source": provenance["source_path"],
         "host": record.get("host"), "user": record.get("user"), "parser": record["parser"],
         "display_name": f"{provenance.get('filesystem') or 'file'}:{provenance['source_path']}",
         "bundle_path": provenance.get("bundle_path"), "sha256": provenance.get("sha256"),
         "offset": provenance.get("offset"), "filesystem": provenance.get("filesystem"),
-        "evidence": provenance.get("evidence"), "inode": (record.get("attributes") or {}).get("inode"),
-        "recovered": bool(record.get("recovered")), "corrupted": bool(record.get("corrupted")),
-        "record_id": record_id, "_order": record.get("order", 0)}
-    for timestamp, desc in _placement(record):
-        row = {"datetime": iso_utc(timestamp), "timestamp": timestamp, "timestamp_desc": desc, **base}
-        row.update(attributes)
-        yield row
+        "evidence": provenance.get("evidence"), "inode": attributes.get("inode"),
+        "recovered": bool(record.get("recovered")), "corrupted": bool(record.get("corrupted"))}
+    for key, value in attributes.items():
+        row[attribute_column(key)] = value
+    return row
 
 
-def sort_key(row: dict[str, Any]) -> str:
+def rows_for_record(record: dict[str, Any], base: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the timeline rows of one record (as loaded from ``records.jsonl``)."""
+    base = base if base is not None else base_row(record)
+    for timestamp, desc in placements(record):
+        yield {"datetime": iso_utc(timestamp), "timestamp": timestamp, "timestamp_desc": desc, **base}
+
+
+def _safe(text: str) -> str:
+    return text if text.isprintable() else json.dumps(text)
+
+
+def sort_key(timestamp: int, record: dict[str, Any], desc: str) -> str:
     """A string whose order is (timestamp, data_type, source, bundle file, order, description).
 
-    Timestamps are offset so negative values sort correctly; strings are JSON-escaped so that no
-    key part holds a control character and ``\\x01`` separates the parts unambiguously.
+    Timestamps are offset so that negative ones sort correctly; strings holding control
+    characters are JSON-escaped so that ``\\x01`` separates the parts unambiguously and no key
+    holds a line break.
     """
+    provenance = record["provenance"]
     return "\x01".join((
-        f"{row['timestamp'] + (1 << 62):020d}", json.dumps(row["data_type"]),
-        json.dumps(row["source"]), json.dumps(row["bundle_path"] or ""),
-        f"{row['_order']:012d}", json.dumps(row["timestamp_desc"])))
+        f"{timestamp + (1 << 62):020d}", _safe(record["data_type"]),
+        _safe(provenance["source_path"]), _safe(provenance.get("bundle_path") or ""),
+        f"{record.get('order', 0):012d}", _safe(desc)))

