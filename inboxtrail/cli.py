@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -81,6 +82,13 @@ def _timeline_options(parser: argparse.ArgumentParser) -> None:
                         help="with --evidence-only: minutes of context kept around tagged rows")
 
 
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("--workers must be at least 1")
+    return value
+
+
 def _options(args: argparse.Namespace) -> TimelineOptions:
     return TimelineOptions(tz=args.tz, since=args.since, until=args.until,
                            evidence_only=args.evidence_only, context_seconds=args.context_minutes * 60)
@@ -100,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(run)
     run.add_argument("-o", "--output", required=True, type=Path, help="output directory")
     _timeline_options(run)
+    run.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
+                     help="parser processes (default: the number of cores); output is identical for any N")
 
     col = sub.add_parser("collect", help="acquire artifacts into a bundle directory",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -111,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     par.add_argument("bundle", type=Path, help="bundle (directory or .zip) written by collect")
     par.add_argument("-o", "--output", required=True, type=Path, help="directory for records.jsonl")
+    par.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
+                     help="parser processes (default: the number of cores)")
 
     tim = sub.add_parser("timeline", help="build the super-timeline from records.jsonl",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,7 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             artifacts = args.artifacts.split(",") if args.artifacts else None
             report = collect(source, out / "bundle", artifacts=artifacts, extra_paths=args.path,
                              quiet=args.quiet)
-            parsed = parse_bundle(out / "bundle", out, quiet=args.quiet)
+            parsed = parse_bundle(out / "bundle", out, quiet=args.quiet, workers=args.workers)
             built = build_timeline([out / RECORDS], out, quiet=args.quiet, options=_options(args))
             result, findings = write_findings(out / RECORDS, out)
     finally:
@@ -221,7 +233,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_parse(args: argparse.Namespace) -> int:
     with RunLog(None, args.quiet), bundle_directory(args.bundle) as bundle:
-        parsed = parse_bundle(bundle, args.output, quiet=args.quiet)
+        parsed = parse_bundle(bundle, args.output, quiet=args.quiet, workers=args.workers)
     _say(args, f"parsed: {parsed['records']} records, {parsed['tagged']} tagged, "
                f"{parsed['warnings']} warnings -> {args.output / RECORDS}")
     return 0
@@ -267,6 +279,9 @@ COMMANDS = {"run": cmd_run, "collect": cmd_collect, "parse": cmd_parse, "timelin
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
+    for stream in (sys.stdout, sys.stderr):  # evidence text may hold undecodable bytes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     if args.command in ("run", "collect") and not args.source and not args.live:
         print("inboxtrail: error: a SOURCE (or --live) is required", file=sys.stderr)

@@ -37,7 +37,7 @@ class RunLog:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=".run.log.", suffix=".part", dir=self.out_dir)
             os.close(fd)
-            handler = logging.FileHandler(self._tmp, encoding="utf-8")
+            handler = logging.FileHandler(self._tmp, encoding="utf-8", errors="backslashreplace")
             handler.setFormatter(logging.Formatter(_FORMAT))
             handler.setLevel(logging.INFO)
             self._handlers.append(handler)

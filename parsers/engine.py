@@ -1,15 +1,21 @@
 """The parse stage: a bundle in, ``records.jsonl`` (and the parse warnings) out.
 
-Files are parsed in manifest order and each file's records in file order, so the same bundle
-always gives the same ``records.jsonl``. The parsers of a file come from its artifact spec; files
-without one (loose files, ``--path`` extras) are recognised by content and name. Any exception a
-parser raises is caught: the file gets a warning and the records read so far are kept.
+Each collected file is one task: its parsers run (in a process pool with ``workers`` > 1) and
+its tagged records go to a temporary file; the files are then concatenated in manifest order,
+so ``records.jsonl`` is byte-identical for any number of workers. The parsers of a file come from
+its artifact spec; files without one (loose files, ``--path`` extras) are recognised by content
+and name. Any exception a parser raises is caught: the file gets a warning and the records read
+so far are kept.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,76 +50,92 @@ def _hosts(bundle: Path) -> dict[str, str]:
     return {fs["label"]: fs["hostname"] for fs in report.get("filesystems", ()) if fs.get("hostname")}
 
 
-def _homes(manifest: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
-    homes = {}
-    for line in manifest:
-        if line.get("home") and line.get("user"):
-            homes[(line["filesystem"], line["user"])] = line["home"]
-    return homes
+def _context(entry: dict[str, Any], hosts: dict[str, str]) -> ParseContext:
+    provenance = Provenance(bundle_path=entry.get("bundle_path"), source_path=entry["source_path"],
+                            sha256=entry.get("sha256"), filesystem=entry.get("filesystem", ""),
+                            evidence=entry.get("provenance") or "")
+    return ParseContext(provenance=provenance, host=hosts.get(entry.get("filesystem", "")),
+                        user=entry.get("user"), entry=entry)
 
 
-def iter_records(bundle: Path, stats: Counter, warnings: list[dict[str, Any]],
-                 quiet: bool = False) -> Iterator[Record]:
-    """Yield every record of a bundle, tagged by the rule engine."""
-    manifest = read_manifest(bundle)
-    hosts = _hosts(bundle)
+def records_of_entry(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
+                     stats: Counter) -> Iterator[Record]:
+    """Every tagged record of one manifest entry: its file-system record, then its content."""
     engine = default_engine()
-    filestat = FileStatParser()
-    bar = progress(total=len(manifest), desc="parse", unit="file", quiet=quiet)
-    try:
-        for entry in manifest:
-            bar.update(1)
-            provenance = Provenance(bundle_path=entry.get("bundle_path"),
-                                    source_path=entry["source_path"], sha256=entry.get("sha256"),
-                                    filesystem=entry.get("filesystem", ""),
-                                    evidence=entry.get("provenance") or "")
-            ctx = ParseContext(provenance=provenance, host=hosts.get(entry.get("filesystem", "")),
-                               user=entry.get("user"), entry=entry)
-            for record in filestat.parse(None, ctx):
-                stats["fs:stat"] += 1
-                yield engine.tag(record)
-            if not entry.get("bundle_path") or entry.get("outcome") not in ("collected", "recovered"):
-                continue
-            path = bundle / entry["bundle_path"]
-            name_only = entry["source_path"].rsplit("/", 1)[-1]
-            names = list(entry.get("parsers") or ()) or sniff_parsers(path, name_only)
-            if not names:
-                ctx.warn("no parser recognises this file")
-            for name in names:
-                parser_cls = REGISTRY.get(name)
-                if parser_cls is None:
-                    ctx.warn(f"unknown parser {name!r} named by artifact {entry.get('artifact')}")
-                    continue
-                count = 0
-                try:
-                    with path.open("rb") as handle:
-                        for record in parser_cls().parse(handle, ctx):
-                            count += 1
-                            yield engine.tag(record)
-                except Exception as exc:
-                    ctx.warn(f"parser {name} failed after {count} records: {type(exc).__name__}: {exc}")
-                stats[name] += count
-            for warning in ctx.warnings:
-                log.warning("%s%s: %s", warning["path"],
-                            f" @{warning['offset']}" if warning["offset"] is not None else "",
-                            warning["message"])
-            warnings.extend(ctx.warnings)
-    finally:
-        bar.close()
+    for record in FileStatParser().parse(None, ctx):
+        stats["filestat"] += 1
+        yield engine.tag(record)
+    if not entry.get("bundle_path") or entry.get("outcome") not in ("collected", "recovered"):
+        return
+    path = bundle / entry["bundle_path"]
+    names = list(entry.get("parsers") or ()) or sniff_parsers(path, entry["source_path"].rsplit("/", 1)[-1])
+    if not names:
+        ctx.warn("no parser recognises this file")
+    for name in names:
+        parser_cls = REGISTRY.get(name)
+        if parser_cls is None:
+            ctx.warn(f"unknown parser {name!r} named by artifact {entry.get('artifact')}")
+            continue
+        count = 0
+        try:
+            with path.open("rb") as handle:
+                for record in parser_cls().parse(handle, ctx):
+                    count += 1
+                    yield engine.tag(record)
+        except Exception as exc:  # a parser must never stop the run
+            ctx.warn(f"parser {name} failed after {count} records: {type(exc).__name__}: {exc}")
+        stats[name] += count
 
 
-def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False) -> dict[str, Any]:
-    """Write ``records.jsonl`` and ``parse_warnings.jsonl`` for ``bundle`` into ``out_dir``."""
-    bundle, out_dir = Path(bundle), Path(out_dir)
+def _parse_task(task: tuple[str, str, dict[str, Any], dict[str, str]]) -> tuple[str, dict, list, int]:
+    """Worker: parse one entry into a temporary records file."""
+    bundle, temp_dir, entry, hosts = task
+    ctx = _context(entry, hosts)
     stats: Counter = Counter()
-    warnings: list[dict[str, Any]] = []
     tagged = 0
-    total = 0
-    with atomic_open(out_dir / RECORDS, "w", newline="\n") as out:
-        for record in iter_records(bundle, stats, warnings, quiet=quiet):
-            total += 1
+    fd, name = tempfile.mkstemp(prefix="records.", suffix=".jsonl", dir=temp_dir)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+        for record in records_of_entry(Path(bundle), entry, ctx, stats):
             tagged += bool(record.tags)
             out.write(record.to_json() + "\n")
+    return name, dict(stats), ctx.warnings, tagged
+
+
+def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
+                 workers: int = 1) -> dict[str, Any]:
+    """Write ``records.jsonl`` and ``parse_warnings.jsonl`` for ``bundle`` into ``out_dir``."""
+    bundle, out_dir = Path(bundle), Path(out_dir)
+    manifest = read_manifest(bundle)
+    hosts = _hosts(bundle)
+    stats: Counter = Counter()
+    warnings: list[dict[str, Any]] = []
+    total = tagged = 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temp_dir = tempfile.mkdtemp(prefix=".parse.", dir=out_dir)
+    tasks = [(str(bundle), temp_dir, entry, hosts) for entry in manifest]
+    bar = progress(total=len(tasks), desc="parse", unit="file", quiet=quiet)
+    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and len(tasks) > 1 else None
+    try:
+        results = pool.imap(_parse_task, tasks) if pool else map(_parse_task, tasks)
+        with atomic_open(out_dir / RECORDS, "w", newline="\n") as out:
+            for name, file_stats, file_warnings, file_tagged in results:
+                with open(name, encoding="utf-8") as part:
+                    for line in part:
+                        out.write(line)
+                        total += 1
+                os.unlink(name)
+                stats.update(file_stats)
+                warnings.extend(file_warnings)
+                tagged += file_tagged
+                bar.update(1)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    for warning in warnings:
+        offset = f" @{warning['offset']}" if warning["offset"] is not None else ""
+        log.warning("%s%s: %s", warning["path"], offset, warning["message"])
     with atomic_open(out_dir / WARNINGS, "w", newline="\n") as out:
         for warning in warnings:
             out.write(json.dumps(warning, ensure_ascii=False, sort_keys=True) + "\n")

@@ -71,8 +71,18 @@ class Record:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        """One ``records.jsonl`` line (stable key order, no trailing newline)."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True, default=str)
+        """One ``records.jsonl`` line (stable key order, no trailing newline, valid UTF-8).
+
+        Undecodable bytes that parsers keep as lone surrogates cannot be written as UTF-8; such
+        records fall back to ``\\uXXXX`` escapes, which keep them losslessly.
+        """
+        data = self.to_dict()
+        text = json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(data, ensure_ascii=True, sort_keys=True, default=str)
+        return text
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:

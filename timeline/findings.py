@@ -51,7 +51,7 @@ def write_findings(records_path: Path, out_dir: Path) -> tuple[str, list[dict[st
     findings = tagged_records(records_path)
     result = verdict(findings)
     rules = Counter(tag for f in findings for tag in f["tags"] if not tag.startswith("T1"))
-    with atomic_open(out_dir / FINDINGS, "w", newline="\n") as out:
+    with atomic_open(out_dir / FINDINGS, "w", newline="\n", errors="backslashreplace") as out:
         out.write(f"# inboxtrail findings\n\n**Mail clearing: {result}** "
                   f"({len(findings)} tagged records)\n\n")
         if rules:

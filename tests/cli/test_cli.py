@@ -103,3 +103,11 @@ def test_zip_bundle_collect_verify_parse(tmp_path, linux_run):
         names = zf.namelist()
     assert names == sorted(names) and "manifest.jsonl" in names
     assert not list(tmp_path.glob(".case.zip*")), "staging directory left behind"
+
+
+def test_output_identical_for_any_worker_count(tmp_path, linux_run):
+    for workers in ("1", "3"):
+        out = tmp_path / f"w{workers}"
+        assert main(["-q", "run", str(LINUX_IMAGE), "--workers", workers, "-o", str(out)]) == 0
+        for name in ("records.jsonl", "timeline.csv", "timeline.jsonl", "timeline.l2t.csv"):
+            assert (out / name).read_bytes() == (linux_run / name).read_bytes(), (workers, name)
