@@ -40,6 +40,15 @@ def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | N
     filesystems = []
     specs = load_artifacts(artifacts)
     bar = progress(desc="collect", unit="file", quiet=quiet)
+    position = "opening the source"
+
+    def report(interrupted: bool) -> dict[str, Any]:
+        return {"tool": "inboxtrail", "version": __version__, "command": sys.argv,
+                "source": source.description, "source_kind": source.kind,
+                "started": started, "finished": _now(), "filesystems": filesystems,
+                "warnings": warnings, "interrupted": interrupted,
+                **({"interrupted_at": f"collect: {position}"} if interrupted else {})}
+
     try:
         for fs in source.filesystems():
             homes = user_homes(fs)
@@ -56,12 +65,14 @@ def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | N
             jobs += [(None, p) for p in extra_paths]
             for spec, pattern in jobs:
                 name = spec.name if spec else (LOOSE if isinstance(source, LooseSource) else AD_HOC)
+                position = f"{fs.label}:{pattern}"
                 for item in glob(fs, pattern):
                     ctx = CollectContext(
                         artifact=name, category=spec.category if spec else "unknown",
                         pattern=pattern, parsers=spec.parsers if spec else (),
                         filesystem=fs.label)
                     if isinstance(item, GlobHit):
+                        position = f"{fs.label}:{item.entry.location}"
                         ctx.user, ctx.home = owner_of(item.entry.location, homes)
                         line = writer.add_file(item.entry, ctx)
                         if line is not None:
@@ -72,6 +83,13 @@ def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | N
                         writer.add_missing(ctx, item.reason)
                         log.info("missing %s: %s", pattern, item.reason)
         warnings += source.warnings()
+    except KeyboardInterrupt:
+        # Publish what is complete (every manifest line so far describes a finished file) and
+        # say where the run stopped; the interrupted file's own copy was never renamed in.
+        bar.close()
+        log.warning("interrupted while collecting %s", position)
+        writer.close(report(interrupted=True))
+        raise
     except BaseException:
         writer.abort()
         raise
@@ -79,9 +97,4 @@ def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | N
         bar.close()
     for warning in warnings:
         log.warning("%s", warning)
-    report = {
-        "tool": "inboxtrail", "version": __version__, "command": sys.argv,
-        "source": source.description, "source_kind": source.kind,
-        "started": started, "finished": _now(), "filesystems": filesystems,
-        "warnings": warnings, "interrupted": False}
-    return writer.close(report)
+    return writer.close(report(interrupted=False))

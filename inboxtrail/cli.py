@@ -11,12 +11,14 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from collector import __version__
 from collector.artifacts import load_artifacts
+from collector.atomic import atomic_open
 from collector.bundle import REPORT, reset_bundle
 from collector.bundle_zip import bundle_directory, is_zip_bundle, staging_directory, zip_directory
 from collector.collect import collect
@@ -173,6 +175,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     out: Path = args.output
     source = _open(args)
+    stage = "collect"
     try:
         _check_output(out, out / "bundle" / REPORT, source.description, args.force)
         with RunLog(out, args.quiet):
@@ -181,9 +184,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             artifacts = args.artifacts.split(",") if args.artifacts else None
             report = collect(source, out / "bundle", artifacts=artifacts, extra_paths=args.path,
                              quiet=args.quiet)
+            stage = "parse"
             parsed = parse_bundle(out / "bundle", out, quiet=args.quiet, workers=args.workers)
+            stage = "timeline"
             built = build_timeline([out / RECORDS], out, quiet=args.quiet, options=_options(args))
+            stage = "findings"
             result, findings = write_findings(out / RECORDS, out)
+    except KeyboardInterrupt:
+        if stage != "collect":
+            _mark_interrupted(out / "bundle" / REPORT, stage)
+        raise
     finally:
         source.close()
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
@@ -199,6 +209,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     _say(args, "import into Timesketch with:\n  timesketch_importer --timeline_name "
                f"{_timeline_name(source.description)} {out / TIMESKETCH_JSONL}")
     return 0
+
+
+def _mark_interrupted(report_path: Path, stage: str) -> None:
+    """Record in the bundle's report that a later stage of ``run`` was interrupted."""
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    report.update(interrupted=True, interrupted_at=f"{stage} stage (collection had completed)")
+    with atomic_open(report_path, "w") as handle:
+        json.dump(report, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
 
 
 def _timeline_name(description: str) -> str:
@@ -268,13 +290,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     else:
         from parsers.rules import default_engine
 
+        seen = set()
         for rule in default_engine().rules:
-            print(f"{rule.id:28} {rule.technique:10} {rule.severity:8} {rule.title}")
+            if rule.id not in seen:  # one id may be defined once per source
+                seen.add(rule.id)
+                print(f"{rule.id:36} {rule.technique:10} {rule.severity:8} {rule.title}")
     return 0
 
 
 COMMANDS = {"run": cmd_run, "collect": cmd_collect, "parse": cmd_parse, "timeline": cmd_timeline,
             "verify": cmd_verify, "list": cmd_list}
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM is handled like Ctrl-C: stop, keep what is complete, publish nothing half-done."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("run", "collect") and not args.source and not args.live:
         print("inboxtrail: error: a SOURCE (or --live) is required", file=sys.stderr)
         return 2
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return COMMANDS[args.command](args)
     except InboxtrailError as exc:
@@ -295,3 +326,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("inboxtrail: interrupted; published outputs are complete, others were not written",
               file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -87,6 +88,12 @@ def records_of_entry(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
         stats[name] += count
 
 
+def _worker_signals() -> None:
+    """Workers leave Ctrl-C to the parent, and die quietly when it terminates the pool."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _parse_task(task: tuple[str, str, dict[str, Any], dict[str, str]]) -> tuple[str, dict, list, int]:
     """Worker: parse one entry into a temporary records file."""
     bundle, temp_dir, entry, hosts = task
@@ -114,7 +121,8 @@ def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
     temp_dir = tempfile.mkdtemp(prefix=".parse.", dir=out_dir)
     tasks = [(str(bundle), temp_dir, entry, hosts) for entry in manifest]
     bar = progress(total=len(tasks), desc="parse", unit="file", quiet=quiet)
-    pool = multiprocessing.get_context("fork").Pool(workers) if workers > 1 and len(tasks) > 1 else None
+    pool = (multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
+            if workers > 1 and len(tasks) > 1 else None)
     try:
         results = pool.imap(_parse_task, tasks) if pool else map(_parse_task, tasks)
         with atomic_open(out_dir / RECORDS, "w", newline="\n") as out:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from collector.timeutil import parse_iso
 from parsers.base import ParseContext
 from parsers.record import Record
+from parsers.shell_command import fold_lines
 
 NOT_BEFORE = "Not before: previous dated history line"
 NOT_AFTER = "Not after: history file last modified"
@@ -44,7 +45,7 @@ def is_incomplete(command: str) -> bool:
     if stripped.endswith(("\\", "|", "&&", "||")):
         return True
     try:
-        shlex.split(command, comments=False)
+        shlex.split(fold_lines(command)[0], comments=False)  # here-document bodies left out
     except ValueError:
         return True
     return False
@@ -71,12 +72,15 @@ def _track_cwd(command: str, cwd: str | None, home: str | None) -> str | None:
 
 
 def history_records(entries: Iterable[HistoryEntry], ctx: ParseContext, data_type: str,
-                    parser: str, time_desc: str) -> Iterator[Record]:
-    """Turn history entries into records with times, bounds, cwd and home attributes."""
+                    parser: str, time_desc: str, track_cwd: bool = True) -> Iterator[Record]:
+    """Turn history entries into records with times, bounds, cwd and home attributes.
+
+    ``track_cwd=False`` for shells whose ``cd`` is not POSIX (PowerShell's ``cd .\\x``).
+    """
     mtime_text = ctx.entry.get("mtime")
     mtime = parse_iso(mtime_text) if mtime_text else None
     home = ctx.entry.get("home")
-    cwd: str | None = home
+    cwd: str | None = home if track_cwd else None
     previous_time: int | None = None
     for order, entry in enumerate(entries):
         attributes: dict[str, object] = {"command": entry.command, "line_number": entry.line_number,
@@ -102,4 +106,4 @@ def history_records(entries: Iterable[HistoryEntry], ctx: ParseContext, data_typ
             data_type=data_type, message=summary, provenance=ctx.provenance_at(entry.offset),
             parser=parser, order=order, timestamps=timestamps, time_bounds=bounds,
             attributes=attributes, host=ctx.host, user=ctx.user)
-        cwd = _track_cwd(entry.command, cwd, home)
+        cwd = _track_cwd(entry.command, cwd, home) if track_cwd else None

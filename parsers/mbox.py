@@ -1,9 +1,31 @@
-"""mbox and mailx spools: one record per message, streamed, never the whole file in memory.
+"""mbox and mailx spools: one record per message, plus records for traces of removed messages.
 
-Messages start at lines beginning with ``From `` (as Python's :mod:`mailbox` and mail readers
-split them). Only the header block of each message is kept while reading; the body is counted,
-not stored, so a multi-GB spool parses in flat memory. A message's timestamps are the envelope
-``From_`` time, the ``Date:`` header and the topmost ``Received:`` header (delivery here).
+Reading: the file is memory-mapped (or spooled to a temporary file first when the handle has no
+file descriptor) and scanned with ``find`` for ``\\nFrom `` separators; only each message's header
+block is copied and parsed, so a multi-GB spool parses in flat memory at scan speed. Messages start
+at every line beginning with ``From `` exactly as Python's :mod:`mailbox` splits them (mboxo and
+mboxrd), except where a ``Content-Length`` header (mboxcl/mboxcl2) is confirmed by a separator or
+the end of the file right where it says the body ends: then ``From `` lines inside that body are
+body text, as mutt and Solaris mail read them.
+
+A message's timestamps are the envelope ``From_`` time, the ``Date:`` header and the topmost
+``Received:`` header (the delivery here); the bottom-most Received (the first hop) is an attribute.
+
+Deletion evidence, each a boolean attribute or a record of its own that a rule in
+``rules/mail_store.yaml`` tags:
+
+* ``Status``/``X-Status`` containing ``D`` (marked deleted, not yet expunged);
+* Thunderbird's ``X-Mozilla-Status`` 0x0008 (expunged: the bytes stay in the file until the folder
+  is compacted, so the message is emitted with ``recovered=True``) and 0x00200000 (IMAP deleted);
+* a ``Content-Length`` that disagrees with the body (edited or cut in place);
+* a truncated tail (the file ends inside a header block or before the body ``Content-Length``
+  promises) or runs of NUL bytes (a hole left by truncation or overwriting);
+* ``X-IMAPbase``/``X-IMAP`` + ``X-UID`` numbering with holes: a ``mail:mbox:uid_gap`` record lists
+  the expunged UIDs (a ``NEXTUID`` above the highest UID + 1 means the newest messages went);
+* a spool whose modification time is later than its newest message's delivery: the MDA only ever
+  appends, so something rewrote it in place (a ``mail:mbox:rewrite`` record at the file's mtime).
+  mail/mailx rewrite the spool on quit to move *read* messages to ``~/mbox``; that is not a
+  deletion, and the record says so.
 """
 
 from __future__ import annotations
@@ -12,44 +34,104 @@ import datetime as _dt
 import email.errors
 import email.header
 import email.utils
+import io
+import mmap
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from typing import BinaryIO
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
-from collector.timeutil import from_datetime, iso_utc
+from collector.timeutil import from_datetime, iso_utc, parse_iso
 from parsers.base import ParseContext, Parser
-from parsers.record import Record
+from parsers.mail_evidence import (
+    MOZILLA_EXPUNGED,
+    MOZILLA_IMAP_DELETED,
+    UidRanges,
+    count_uids,
+    format_ranges,
+    mozilla_flag_names,
+    mozilla_flags,
+)
+from parsers.record import Provenance, Record
 
 MAX_HEADER_BYTES = 256 * 1024
 ENVELOPE_DESC = "Envelope Time (From_ line)"
 DATE_DESC = "Sent Time (Date header)"
 RECEIVED_DESC = "Delivery Time (topmost Received header)"
+REWRITE_DESC = "Spool Rewrite Time (modified after its newest delivery)"
+#: An MDA writes the spool within seconds of the From_ line's time; more than this is a rewrite.
+REWRITE_TOLERANCE_US = 120 * 1_000_000
+#: Parsed pages of a memory-mapped file are handed back to the OS every this many bytes.
+RELEASE_BYTES = 32 * 1024 * 1024
+#: A run of this many NUL bytes inside a message is a hole, not text.
+NUL_RUN = b"\0" * 16
+_SPOOL_PATH = re.compile(r"^/var/(?:spool/)?mail/[^/]+$")
 _ENVELOPE = re.compile(
     rb"^From (?P<sender>\S*)\s+(?P<date>(?:[A-Z][a-z]{2}\s+)?[A-Z][a-z]{2}\s+\d{1,2}\s+"
     rb"\d{1,2}:\d{2}(?::\d{2})?(?:\s+(?:[A-Z]{3,5}|[+-]\d{4}))?\s+\d{4}(?:\s+[+-]\d{4})?)")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
 _DELETED_STATUS = re.compile(r"D")
+#: The headers a message record uses; the rest of the block is never decoded (speed).
+WANTED_HEADERS = (
+    "date", "received", "from", "to", "cc", "subject", "message-id", "status", "x-status",
+    "delivered-to", "x-original-to", "content-length", "x-uid", "x-imapbase", "x-imap",
+    "x-mozilla-status", "x-mozilla-status2", "x-keywords")
+_WANTED = re.compile(
+    rb"^(" + b"|".join(re.escape(h.encode()) for h in WANTED_HEADERS) + rb")[ \t]*:[ \t]*"
+    rb"([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE | re.MULTILINE)
+_NAMES = {spelling.encode(): h for h in WANTED_HEADERS
+          for spelling in (h, h.title(), h.upper(), h.capitalize())}
+_NAMES.update({b"Message-ID": "message-id", b"X-UID": "x-uid", b"X-IMAPbase": "x-imapbase",
+               b"X-IMAP": "x-imap", b"Message-Id": "message-id"})
+_DAYS = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
+_MONTHS = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
+_ZONE = re.compile(r"[+-]\d{4}")
+_ZONE_OR_NAME = re.compile(r"[+-]\d{4}|[A-Z]{3,5}")
 
 
-@dataclass
-class _Message:
-    offset: int
-    envelope: bytes
-    header: bytearray = field(default_factory=bytearray)
-    in_header: bool = True
-    size: int = 0
-    body_lines: int = 0
-    header_truncated: bool = False
+# -- header and date helpers (Maildir and Thunderbird reuse them) ---------------------------------
+_MONTH_NUMBER = {name: i for i, name in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
+_FAST_ENVELOPE = re.compile(
+    r"(?:[A-Z][a-z]{2}\s+)?([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})\s+(\d{4})")
+_FAST_RFC2822 = re.compile(
+    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Z][a-z]{2})\s+(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})"
+    r"\s+([+-])(\d\d)(\d\d)(?:\s*\([^()]*\))?\s*")
+
+
+def _micros(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int | None:
+    """µs since the epoch for a UTC wall-clock time, or None when the fields are not a date."""
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 60):
+        return None
+    try:
+        days = _dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+    return ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000
 
 
 def parse_envelope_date(text: str) -> int | None:
-    """µs for an asctime-style envelope date (``Mon Oct  5 09:12:44 2026``), read as UTC."""
+    """µs for an asctime-style envelope date (``Mon Oct  5 09:12:44 2026``), read as UTC.
+
+    The plain ``Mon Oct  5 09:12:44 2026`` form (what MDAs write) takes a fast path; zones and
+    other variants go through the general reader below.
+    """
+    fast = _FAST_ENVELOPE.fullmatch(text.strip())
+    if fast and fast.group(1) in _MONTH_NUMBER and fast.group(5) != "60":
+        month, day, hour, minute, second, year = fast.groups()
+        return _micros(int(year), _MONTH_NUMBER[month], int(day), int(hour), int(minute), int(second))
+    return _parse_envelope_date_slow(text)
+
+
+def _parse_envelope_date_slow(text: str) -> int | None:
     parts = text.split()
-    zone = next((p for p in parts if re.fullmatch(r"[+-]\d{4}", p)), None)
-    words = [p for p in parts if not re.fullmatch(r"[+-]\d{4}|[A-Z]{3,5}", p) or p in _MONTHS]
+    zone = next((p for p in parts if _ZONE.fullmatch(p)), None)
+    words = [p for p in parts if not _ZONE_OR_NAME.fullmatch(p) or p in _MONTHS]
     if words and words[0][:3] in _DAYS:
         words = words[1:]
     if len(words) < 4:
@@ -67,14 +149,21 @@ def parse_envelope_date(text: str) -> int | None:
     return from_datetime(value.replace(tzinfo=tz))
 
 
-_DAYS = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}
-_MONTHS = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
-
-
 def parse_rfc2822_date(value: str | None) -> int | None:
-    """µs for an RFC 2822 date, or None when it is missing or unparseable."""
+    """µs for an RFC 2822 date, or None when it is missing or unparseable.
+
+    The canonical form (``Mon, 5 Oct 2026 05:12:37 -0400``) takes a fast path; everything else
+    (named zones, two-digit years, odd spacing) is left to :func:`email.utils.parsedate_to_datetime`.
+    """
     if not value:
         return None
+    fast = _FAST_RFC2822.fullmatch(value)
+    if fast and fast.group(2) in _MONTH_NUMBER and fast.group(6) != "60":
+        day, month, year, hour, minute, second, sign, off_h, off_m = fast.groups()
+        local = _micros(int(year), _MONTH_NUMBER[month], int(day), int(hour), int(minute), int(second))
+        if local is not None:
+            offset = (int(off_h) * 60 + int(off_m)) * 60_000_000
+            return local - offset if sign == "+" else local + offset
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -89,8 +178,8 @@ def parse_rfc2822_date(value: str | None) -> int | None:
 
 def decode_header_value(value: str | None) -> str | None:
     """Decode RFC 2047 encoded-words; undecodable parts are kept as they are."""
-    if value is None:
-        return None
+    if value is None or "=?" not in value:
+        return value
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
     except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
@@ -104,12 +193,194 @@ def _clean(value: object) -> str | None:
     return " ".join(text.split()) if text else text
 
 
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def parse_headers(block: bytes) -> dict[str, list[str]]:
+    """The wanted headers of a raw header block: lower-case name -> values in file order.
+
+    A regular expression picks the few headers a record needs out of the block (folded lines
+    included), which is several times faster than :mod:`email`'s full parse; values are UTF-8 when
+    they decode as such and Latin-1 otherwise, so no byte is lost.
+    """
+    headers: dict[str, list[str]] = {}
+    for name, value in _WANTED.findall(block):
+        key = _NAMES.get(name) or name.decode("ascii").lower()
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+        if key in headers:
+            headers[key].append(text)
+        else:
+            headers[key] = [text]
+    return headers
+
+
+def _first(headers: dict[str, list[str]], name: str) -> str | None:
+    values = headers.get(name)
+    return values[0] if values else None
+
+
+def _first_clean(headers: dict[str, list[str]], name: str) -> str | None:
+    values = headers.get(name)
+    return " ".join(values[0].split()) if values else None
+
+
+def received_time(value: str) -> int | None:
+    """µs of a ``Received:`` header (the date after its last ``;``)."""
+    return parse_rfc2822_date(value.rpartition(";")[2])
+
+
+def message_fields(headers: dict[str, list[str]]) -> tuple[dict[str, int], dict[str, Any]]:
+    """Timestamps and attributes every mail record shares, from :func:`parse_headers` output."""
+    timestamps: dict[str, int] = {}
+    date_time = parse_rfc2822_date(_first(headers, "date"))
+    if date_time is not None:
+        timestamps[DATE_DESC] = date_time
+    received = headers.get("received") or []
+    top = received_time(received[0]) if received else None
+    if top is not None:
+        timestamps[RECEIVED_DESC] = top
+    status = _first_clean(headers, "status")
+    x_status = _first_clean(headers, "x-status")
+    attributes: dict[str, Any] = {
+        "from": decode_header_value(_first_clean(headers, "from")),
+        "to": decode_header_value(_first_clean(headers, "to")),
+        "subject": decode_header_value(_first_clean(headers, "subject")),
+        "message_id": _first_clean(headers, "message-id"),
+        "date_header": _first_clean(headers, "date"),
+        "delivered_to": _first_clean(headers, "delivered-to"),
+        "status": status, "x_status": x_status, "received_count": len(received)}
+    if "cc" in headers:
+        attributes["cc"] = decode_header_value(_first_clean(headers, "cc"))
+    if "x-original-to" in headers:
+        attributes["x_original_to"] = _first_clean(headers, "x-original-to")
+    if len(received) > 1:
+        bottom = received_time(received[-1])
+        if bottom is not None:
+            attributes["first_hop_received_time"] = iso_utc(bottom)
+    if (status and _DELETED_STATUS.search(status)) or (x_status and _DELETED_STATUS.search(x_status)):
+        attributes["deleted_flag"] = True
+    mozilla = (mozilla_flags(_first(headers, "x-mozilla-status"), _first(headers, "x-mozilla-status2"))
+               if "x-mozilla-status" in headers or "x-mozilla-status2" in headers else None)
+    if mozilla is not None:
+        attributes["x_mozilla_status"] = f"0x{mozilla:08x}"
+        attributes["mozilla_flags"] = mozilla_flag_names(mozilla)
+        if mozilla & MOZILLA_EXPUNGED:
+            attributes["mozilla_expunged"] = True
+        if mozilla & MOZILLA_IMAP_DELETED:
+            attributes["mozilla_imap_deleted"] = True
+    return timestamps, attributes
+
+
+def mail_summary(attributes: dict[str, Any], fallback_sender: str | None = None) -> str:
+    """The one-line message of a mail record."""
+    status = attributes.get("status")
+    flags = f" [Status: {status}]" if status else ""
+    return (f"Mail from {attributes.get('from') or fallback_sender or '?'} to "
+            f"{attributes.get('to') or '?'}: {attributes.get('subject') or '(no subject)'}{flags}")
+
+
+def _at(provenance: Provenance, offset: int) -> Provenance:
+    """``provenance`` with a byte offset (direct construction: :func:`dataclasses.replace` is slow)."""
+    return Provenance(provenance.bundle_path, provenance.source_path, provenance.sha256,
+                      provenance.filesystem, offset, provenance.evidence)
+
+
+# -- the scan -------------------------------------------------------------------------------------
+@contextmanager
+def mapped(fh: BinaryIO) -> Iterator[bytes | mmap.mmap]:
+    """The whole file as a ``find``-able buffer without reading it into memory.
+
+    A real file is memory-mapped; an in-memory stream is used as it is; any other stream (an image
+    file object) is first copied to an anonymous temporary file, so memory stays flat.
+    """
+    if isinstance(fh, io.BytesIO):
+        yield fh.getvalue()
+        return
+    try:
+        fileno = fh.fileno()
+        size = os.fstat(fileno).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fileno, size = -1, -1
+    if fileno >= 0:
+        if size == 0:
+            yield b""
+            return
+        with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as buffer:
+            yield buffer
+        return
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(fh, spool, 1 << 20)
+        spool.flush()
+        if spool.tell() == 0:
+            yield b""
+            return
+        with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+            yield buffer
+
+
+@dataclass
+class _Span:
+    start: int
+    end: int
+    body_start: int
+    header: bytes
+    header_complete: bool
+    header_truncated: bool
+
+
+def _header_end(buf: Any, line_end: int, limit: int) -> int:
+    """Index just after the blank line that ends the header block, or -1 before ``limit``."""
+    lf = buf.find(b"\n\n", line_end - 1, limit)
+    if lf >= 0 and buf[line_end - 2:line_end - 1] != b"\r":
+        return lf + 2  # an LF file: a CRLF blank line before this one would be unusual
+    crlf = buf.find(b"\n\r\n", line_end - 1, limit if lf < 0 else lf)
+    if lf < 0 and crlf < 0:
+        return -1
+    if crlf < 0 or 0 <= lf < crlf:
+        return lf + 2
+    return crlf + 3
+
+
+def _content_length(value: str | None) -> int | None:
+    """The byte count of a ``Content-Length`` header, or None when it is absent or not a number."""
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _content_length_end(buf: Any, body_start: int, length: int, size: int) -> int | None:
+    """Where a message ends if its Content-Length is right (a separator or EOF follows), else None."""
+    end = body_start + length
+    if end > size:
+        return None
+    if end == size:
+        return end
+    if buf[end:end + 5] == b"From " and buf[end - 1:end] == b"\n":
+        return end
+    if buf[end:end + 6] == b"\nFrom ":
+        return end + 1
+    if buf[end:end + 7] == b"\r\nFrom ":
+        return end + 2
+    if size - end <= 2 and buf[end:size].strip(b"\r\n") == b"":
+        return size
+    return None
+
+
 class MboxParser(Parser):
-    """mbox files (mboxo, mboxrd, mboxcl) and mail spools."""
+    """mbox files (mboxo, mboxrd, mboxcl, mboxcl2) and mail spools."""
 
     NAME = "mbox"
-    DESCRIPTION = "mbox files and mail spools (/var/mail/*, ~/mbox), one record per message"
-    DATA_TYPES = ("mail:mbox:message",)
+    DESCRIPTION = ("mbox files and mail spools (/var/mail/*, ~/mbox): one record per message, plus "
+                   "UID gaps, deleted/expunged flags, truncation and in-place rewrites")
+    DATA_TYPES = ("mail:mbox:message", "mail:mbox:uid_gap", "mail:mbox:rewrite")
+    #: data_type prefix; Thunderbird's parser reuses this one under its own.
+    PREFIX = "mail:mbox"
 
     @classmethod
     def sniff(cls, head: bytes, name: str) -> bool:
@@ -118,88 +389,227 @@ class MboxParser(Parser):
         first_lines = head.split(b"\n", 8)[1:8]
         return bool(_ENVELOPE.match(head)) or any(_HEADER_LINE.match(line) for line in first_lines)
 
-    def parse(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
-        message: _Message | None = None
-        offset = 0
-        order = 0
-        for raw in fh:
-            if raw.startswith(b"From "):
-                if message is not None:
-                    yield self._record(message, ctx, order, complete=True)
-                    order += 1
-                elif offset > 0:
-                    ctx.warn(f"{offset} bytes before the first From_ line are not a message", 0)
-                message = _Message(offset=offset, envelope=raw.rstrip(b"\r\n"))
-                message.size = len(raw)
-                offset += len(raw)
-                continue
-            offset += len(raw)
-            if message is None:
-                continue
-            message.size += len(raw)
-            if message.in_header:
-                if raw in (b"\n", b"\r\n"):
-                    message.in_header = False
-                elif len(message.header) + len(raw) <= MAX_HEADER_BYTES:
-                    message.header += raw
-                else:
-                    message.header_truncated = True
-            else:
-                message.body_lines += 1
-        if message is not None:
-            yield self._record(message, ctx, order, complete=not message.in_header)
-        elif offset > 0:
-            ctx.warn("no From_ line found: not an mbox file, or its start is missing", 0)
+    # -- hooks for subclasses --------------------------------------------------------------------
+    def folder_attributes(self, ctx: ParseContext) -> dict[str, Any]:
+        """Attributes every record of this file carries (the mailbox it came from)."""
+        return {"mailbox": ctx.provenance.source_path}
 
-    def _record(self, message: _Message, ctx: ParseContext, order: int, complete: bool) -> Record:
-        headers = BytesHeaderParser(policy=compat32).parsebytes(bytes(message.header))
-        envelope_match = _ENVELOPE.match(message.envelope)
+    def is_spool(self, ctx: ParseContext) -> bool:
+        """Whether the file is a delivery spool (only appended to by the MDA)."""
+        return (ctx.entry.get("artifact") == "LinuxMailSpools"
+                or bool(_SPOOL_PATH.match(ctx.provenance.source_path)))
+
+    # -- parsing ---------------------------------------------------------------------------------
+    def parse(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
+        with mapped(fh) as buf:
+            yield from self._parse_buffer(buf, ctx)
+
+    def _spans(self, buf: Any, ctx: ParseContext) -> Iterator[_Span]:
+        size = len(buf)
+        start = 0 if buf[:5] == b"From " else buf.find(b"\nFrom ") + 1
+        if start == 0 and buf[:5] != b"From ":
+            if size:
+                ctx.warn("no From_ line found: not an mbox file, or its start is missing", 0)
+            return
+        if start > 0:
+            ctx.warn(f"{start} bytes before the first From_ line are not a message", 0)
+        release = isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED")
+        released = 0
+        if release and hasattr(mmap, "MADV_SEQUENTIAL"):
+            buf.madvise(mmap.MADV_SEQUENTIAL)
+        while start < size:
+            if release and start - released >= RELEASE_BYTES:
+                # Pages already parsed leave this process (they stay in the page cache): the
+                # resident size stays flat however large the spool is.
+                upto = start - start % mmap.PAGESIZE
+                buf.madvise(mmap.MADV_DONTNEED, released, upto - released)
+                released = upto
+            line_end = buf.find(b"\n", start)
+            line_end = size if line_end < 0 else line_end + 1
+            separator = buf.find(b"\nFrom ", line_end - 1)
+            natural_end = size if separator < 0 else separator + 1
+            limit = min(natural_end, line_end + MAX_HEADER_BYTES)
+            header_end = _header_end(buf, line_end, limit) if line_end < natural_end else -1
+            if header_end < 0:
+                truncated = limit < natural_end
+                header = buf[line_end:limit]
+                yield _Span(start, natural_end, natural_end, header, False, truncated)
+                start = natural_end
+                continue
+            yield _Span(start, natural_end, header_end, buf[line_end:header_end], True, False)
+            start = natural_end
+
+    def _parse_buffer(self, buf: Any, ctx: ParseContext) -> Iterator[Record]:
+        size = len(buf)
+        folder = self.folder_attributes(ctx)
+        uids = UidRanges()
+        uid_validity: int | None = None
+        next_uid: int | None = None
+        newest: int | None = None
+        newest_offset: int | None = None
+        order = 0
+        spans = self._spans(buf, ctx)
+        skip_until = 0
+        for span in spans:
+            if span.start < skip_until:
+                continue
+            headers = parse_headers(span.header)
+            end = span.end
+            evidence: dict[str, Any] = {}
+            content_length = _first(headers, "content-length")
+            declared = _content_length(content_length) if span.header_complete else None
+            # "Content-Length: 0" is a placeholder some writers leave (mutt ignores it too).
+            if declared:
+                cl_end = _content_length_end(buf, span.body_start, declared, size)
+                if cl_end is not None and cl_end > end:
+                    # mboxcl2: the unescaped "From " lines in this body are not separators.
+                    evidence["content_length_spans_from_lines"] = True
+                    end = skip_until = cl_end
+                elif cl_end is None:
+                    body = end - span.body_start
+                    if buf[end - 1:end] == b"\n" and end < size:
+                        body -= 1  # the blank line before the next separator is not body
+                    evidence.update(content_length_mismatch=True, content_length=declared,
+                                    body_length=body)
+                    if end == size and span.body_start + declared > size:
+                        evidence["tail_evidence"] = "content_length_short"
+                    ctx.warn(f"Content-Length {declared} disagrees with the body "
+                             f"({body} bytes)", span.start)
+            record = self._message(buf, span, end, headers, evidence, ctx, folder, order, size)
+            order += 1
+            uid_text = _first(headers, "x-uid")
+            base = _first(headers, "x-imapbase") or _first(headers, "x-imap")
+            if base and order == 1:
+                fields = base.split()
+                try:
+                    # UW-IMAP/Dovecot write UIDVALIDITY and the *last* UID handed out (NEXTUID - 1).
+                    uid_validity, next_uid = int(fields[0]), int(fields[1]) + 1
+                except (IndexError, ValueError):
+                    ctx.warn(f"unreadable X-IMAPbase header {base!r}", span.start)
+            delivered = record.timestamps.get(ENVELOPE_DESC, record.timestamps.get(RECEIVED_DESC))
+            if uid_text and uid_text.strip().isdigit():
+                uids.add(int(uid_text.strip()), (delivered, span.start))
+            if delivered is not None and (newest is None or delivered > newest):
+                newest, newest_offset = delivered, span.start
+            yield record
+        if uids.out_of_order:
+            ctx.warn(f"{uids.out_of_order} X-UID values are not above the previous one", None)
+        gap = self._uid_gap(uids, uid_validity, next_uid, ctx, folder, order)
+        if gap is not None:
+            yield gap
+            order += 1
+        rewrite = self._rewrite(newest, newest_offset, order, ctx, folder)
+        if rewrite is not None:
+            yield rewrite
+
+    def _message(self, buf: Any, span: _Span, end: int, headers: dict[str, list[str]],
+                 evidence: dict[str, Any], ctx: ParseContext, folder: dict[str, Any], order: int,
+                 size: int) -> Record:
+        newline = buf.find(b"\n", span.start, end)
+        envelope = bytes(buf[span.start:newline if newline >= 0 else end]).rstrip(b"\r\n")
+        envelope_match = _ENVELOPE.match(envelope)
         sender = envelope_match.group("sender").decode("utf-8", "replace") if envelope_match else None
-        envelope_text = message.envelope[5:].decode("utf-8", "replace")
-        timestamps: dict[str, int] = {}
+        timestamps, fields = message_fields(headers)
         envelope_time = (parse_envelope_date(envelope_match.group("date").decode("ascii", "replace"))
                          if envelope_match else None)
         if envelope_time is not None:
-            timestamps[ENVELOPE_DESC] = envelope_time
-        date_time = parse_rfc2822_date(headers.get("Date"))
-        if date_time is not None:
-            timestamps[DATE_DESC] = date_time
-        received = headers.get_all("Received") or []
-        received_time = parse_rfc2822_date(str(received[0]).rpartition(";")[2]) if received else None
-        if received_time is not None:
-            timestamps[RECEIVED_DESC] = received_time
-        last_received = (parse_rfc2822_date(str(received[-1]).rpartition(";")[2])
-                         if len(received) > 1 else None)
-        status = _clean(headers.get("Status"))
-        x_status = _clean(headers.get("X-Status"))
-        subject = decode_header_value(_clean(headers.get("Subject")))
-        attributes: dict[str, object] = {
-            "envelope": envelope_text, "envelope_sender": sender,
-            "from": decode_header_value(_clean(headers.get("From"))),
-            "to": decode_header_value(_clean(headers.get("To"))),
-            "subject": subject, "message_id": _clean(headers.get("Message-ID")),
-            "date_header": _clean(headers.get("Date")),
-            "delivered_to": _clean(headers.get("Delivered-To")),
-            "status": status, "x_status": x_status, "offset": message.offset,
-            "size": message.size, "received_count": len(received),
-            "mailbox": ctx.provenance.source_path}
-        if last_received is not None:
-            attributes["first_hop_received_time"] = iso_utc(last_received)
-        if (status and _DELETED_STATUS.search(status)) or (x_status and _DELETED_STATUS.search(x_status)):
-            attributes["deleted_flag"] = True
+            timestamps = {ENVELOPE_DESC: envelope_time, **timestamps}
+        attributes: dict[str, Any] = {
+            "envelope": envelope[5:].decode("utf-8", "replace"), "envelope_sender": sender,
+            **fields, "offset": span.start, "size": end - span.start, **folder, **evidence}
+        uid = _first(headers, "x-uid")
+        if uid:
+            attributes["uid"] = uid.strip()
         corrupted = False
         if envelope_time is None:
-            ctx.warn("From_ line without a readable date", message.offset)
-        if message.header_truncated:
+            attributes["envelope_unreadable"] = True
+            ctx.warn("From_ line without a readable date", span.start)
+        if span.header_truncated:
             corrupted = True
-            ctx.warn(f"header block longer than {MAX_HEADER_BYTES} bytes; rest ignored", message.offset)
-        if not complete:
+            ctx.warn(f"header block longer than {MAX_HEADER_BYTES} bytes; rest ignored", span.start)
+        final_newline = buf[size - 1:size] == b"\n"
+        if not span.header_complete and end == size and not span.header_truncated:
+            if final_newline:
+                attributes["header_only"] = True
+                ctx.warn("the file ends after a header block with no blank line or body", span.start)
+            else:
+                attributes["tail_evidence"] = "truncated_in_header"
+                ctx.warn("file ends inside the message header (truncated spool?)", span.start)
+        hole = buf.find(NUL_RUN, span.start, end)
+        if hole >= 0:
             corrupted = True
-            ctx.warn("file ends inside the message header (truncated spool?)", message.offset)
-        flags = f" [Status: {status}]" if status else ""
-        text = (f"Mail from {attributes['from'] or sender or '?'} to {attributes['to'] or '?'}: "
-                f"{subject or '(no subject)'}{flags}")
-        return Record(data_type="mail:mbox:message", message=text,
-                      provenance=ctx.provenance_at(message.offset), parser=self.NAME, order=order,
-                      timestamps=timestamps, attributes=attributes, host=ctx.host,
-                      user=ctx.user, corrupted=corrupted, recovered=bool(ctx.entry.get("deleted")))
+            attributes.update(garbled=True, nul_bytes_offset=hole)
+            if end == size:
+                attributes.setdefault("tail_evidence", "nul_bytes")
+            ctx.warn(f"run of NUL bytes inside the message at offset {hole}", hole)
+        if end == size and not final_newline and "tail_evidence" not in attributes:
+            attributes["tail_evidence"] = "no_final_newline"
+            ctx.warn("file does not end with a newline (cut short?)", span.start)
+        if attributes.get("tail_evidence") not in (None, "no_final_newline"):
+            corrupted = True
+        recovered = bool(ctx.entry.get("deleted")) or bool(attributes.get("mozilla_expunged"))
+        text = mail_summary(attributes, sender)
+        if attributes.get("mozilla_expunged"):
+            text += " [expunged by Thunderbird, still in the file until compaction]"
+        elif attributes.get("deleted_flag") or attributes.get("mozilla_imap_deleted"):
+            text += " [marked deleted]"
+        return Record(data_type=f"{self.PREFIX}:message", message=text,
+                      provenance=_at(ctx.provenance, span.start), parser=self.NAME, order=order,
+                      timestamps=timestamps, attributes=attributes, host=ctx.host, user=ctx.user,
+                      corrupted=corrupted, recovered=recovered)
+
+    def _uid_gap(self, uids: UidRanges, uid_validity: int | None, next_uid: int | None,
+                 ctx: ParseContext, folder: dict[str, Any], order: int) -> Record | None:
+        if uids.count == 0 and next_uid is None:
+            return None
+        gaps = list(uids.gaps)
+        tail = uids.tail(next_uid)
+        if tail is not None:
+            gaps.append(tail)
+        if not gaps:
+            return None
+        missing = count_uids(gaps)
+        bounds: dict[str, int] = {}
+        befores = list(uids.before) + ([uids.last_marker] if tail is not None else [])
+        if befores and all(b is not None and b[0] is not None for b in befores):
+            # The expunged messages arrived after the message before the first gap.
+            bounds["Not before: delivery of the message before the first gap"] = min(b[0] for b in befores)
+        mtime = ctx.entry.get("mtime")
+        if mtime:
+            bounds["Not after: mailbox file last modified"] = parse_iso(mtime)
+        newest = f"; the newest {count_uids([tail])} (UIDs {format_ranges([tail])}) went" if tail else ""
+        text = (f"{missing} message(s) expunged from {ctx.provenance.source_path}: IMAP UIDs "
+                f"{format_ranges(gaps)} are missing ({uids.count} present, highest "
+                f"{uids.highest if uids.highest is not None else '-'}"
+                f"{', last UID handed out ' + str(next_uid - 1) if next_uid is not None else ''}){newest}")
+        attributes: dict[str, Any] = {
+            "evidence": "uid_gap", "missing_count": missing,
+            "missing_uids": [[low, high] for low, high in gaps], "present_count": uids.count,
+            "highest_uid": uids.highest, "next_uid": next_uid, "uid_validity": uid_validity,
+            "last_uid_handed_out": next_uid - 1 if next_uid is not None else None,
+            "newest_expunged": tail is not None, **folder}
+        return Record(data_type=f"{self.PREFIX}:uid_gap", message=text, provenance=ctx.provenance,
+                      parser=self.NAME, order=order, time_bounds=bounds, attributes=attributes,
+                      host=ctx.host, user=ctx.user)
+
+    def _rewrite(self, newest: int | None, newest_offset: int | None, order: int,
+                 ctx: ParseContext, folder: dict[str, Any]) -> Record | None:
+        mtime_text = ctx.entry.get("mtime")
+        if newest is None or not mtime_text or not self.is_spool(ctx):
+            return None
+        mtime = parse_iso(mtime_text)
+        if mtime - newest <= REWRITE_TOLERANCE_US:
+            return None
+        text = (f"Spool {ctx.provenance.source_path} was rewritten in place at {iso_utc(mtime)}, "
+                f"after its newest message was delivered ({iso_utc(newest)}): messages were deleted, "
+                f"or mail/mailx moved read messages to ~/mbox on quit (not a deletion; compare with "
+                f"the user's ~/mbox)")
+        attributes = {
+            "evidence": "spool_rewritten", "newest_delivery": iso_utc(newest),
+            "newest_delivery_offset": newest_offset, "mtime": iso_utc(mtime),
+            "seconds_after_newest_delivery": (mtime - newest) // 1_000_000, **folder,
+            "note": ("mail/mailx/s-nail rewrite the spool on quit: deleted messages are dropped and, "
+                     "unless 'hold' is set, read messages are moved to ~/mbox, which is not a deletion")}
+        return Record(data_type=f"{self.PREFIX}:rewrite", message=text, provenance=ctx.provenance,
+                      parser=self.NAME, order=order, timestamps={REWRITE_DESC: mtime},
+                      attributes=attributes, host=ctx.host, user=ctx.user)

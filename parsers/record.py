@@ -67,8 +67,17 @@ class Record:
         return dataclasses.replace(self, tags=tuple(sorted(set(self.tags) | set(tags))))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form used in ``records.jsonl``."""
-        return dataclasses.asdict(self)
+        """Plain-JSON form used in ``records.jsonl`` (shallow: no deep copy of the attributes)."""
+        provenance = self.provenance
+        return {
+            "data_type": self.data_type, "message": self.message,
+            "provenance": {"bundle_path": provenance.bundle_path, "source_path": provenance.source_path,
+                           "sha256": provenance.sha256, "filesystem": provenance.filesystem,
+                           "offset": provenance.offset, "evidence": provenance.evidence},
+            "parser": self.parser, "order": self.order, "timestamps": self.timestamps,
+            "time_bounds": self.time_bounds, "attributes": self.attributes, "host": self.host,
+            "user": self.user, "recovered": self.recovered, "corrupted": self.corrupted,
+            "tags": list(self.tags)}
 
     def to_json(self) -> str:
         """One ``records.jsonl`` line (stable key order, no trailing newline, valid UTF-8).

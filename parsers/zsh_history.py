@@ -1,4 +1,5 @@
-"""Zsh history: EXTENDED_HISTORY (``: <start>:<elapsed>;<command>``) and plain lines.
+"""Zsh history: EXTENDED_HISTORY (``: <start>:<elapsed>;<command>``) and plain lines; also
+macOS Terminal's per-window ``~/.zsh_sessions/<id>.history`` (same format) and its ``.session``.
 
 Zsh stores multi-line commands with a backslash before each embedded newline, and "metafies"
 bytes 0x83-0x9F and NUL as 0x83 followed by the byte XOR 0x20; both are undone here so that the
@@ -7,13 +8,14 @@ command is what the user typed.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from collector.timeutil import from_posix
+from collector.timeutil import from_posix, parse_iso
 from parsers.base import ParseContext, Parser
-from parsers.history import MAX_COMMAND_CHARS, HistoryEntry, decode_line, history_records
+from parsers.history import MAX_COMMAND_CHARS, NOT_AFTER, HistoryEntry, decode_line, history_records
 from parsers.record import Record
 
 _EXTENDED = re.compile(rb"^: *(\d{1,11}):(\d+);(.*)$", re.DOTALL)
@@ -90,3 +92,48 @@ class ZshHistoryParser(Parser):
     def parse(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
         yield from history_records(iter_zsh_entries(fh, ctx), ctx, "shell:zsh:command",
                                    self.NAME, TIME_DESC)
+
+
+_SESSION_SAVED = re.compile(rb"/bin/date -r (\d{1,11})")
+SESSION_TIME_DESC = "Session Saved Time"
+
+
+class TerminalSessionParser(Parser):
+    """macOS Terminal ``~/.zsh_sessions/<id>.session`` (and ``~/.bash_sessions``).
+
+    /etc/zshrc_Apple_Terminal rewrites this file when the shell exits, starting with
+    ``echo Restored session: "$(/bin/date -r <epoch>)"``: the epoch is when the window's session
+    (and so its ``<id>.history``) was last saved, a time the history lines themselves may lack.
+    """
+
+    NAME = "terminal_session"
+    DESCRIPTION = "macOS Terminal .session files (time the window's shell history was saved)"
+    DATA_TYPES = ("shell:session:saved",)
+
+    @classmethod
+    def sniff(cls, head: bytes, name: str) -> bool:
+        return name.lower().endswith(".session") and b"Restored session:" in head
+
+    def parse(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
+        mtime_text = ctx.entry.get("mtime")
+        mtime = parse_iso(mtime_text) if mtime_text else None
+        session_id = posixpath.basename(ctx.provenance.source_path).rsplit(".", 1)[0]
+        offset = 0
+        order = 0
+        for number, raw in enumerate(fh, 1):
+            line_offset = offset
+            offset += len(raw)
+            body = raw.rstrip(b"\r\n")
+            if not body.strip():
+                continue
+            match = _SESSION_SAVED.search(body)
+            timestamps = {SESSION_TIME_DESC: from_posix(int(match.group(1)))} if match else {}
+            bounds = {NOT_AFTER: mtime} if not match and mtime is not None else {}
+            text = decode_line(body)
+            yield Record(data_type="shell:session:saved",
+                         message=f"Terminal session {session_id} saved" if match else text,
+                         provenance=ctx.provenance_at(line_offset), parser=self.NAME, order=order,
+                         timestamps=timestamps, time_bounds=bounds,
+                         attributes={"line": text, "line_number": number, "session_id": session_id},
+                         host=ctx.host, user=ctx.user)
+            order += 1

@@ -1,73 +1,273 @@
-"""A first findings summary: the tagged records of a run, in time order, with a verdict.
+"""The findings report: a verdict, the evidence grouped into stories, and one chart.
 
-This is the plain-text core that the CLI prints at the end of ``run`` and writes to
-``findings.md``; the grouped, charted report builds on it.
+``findings.md`` and a self-contained ``findings.html`` (inline CSS and SVG, no script, no
+network) are written from ``records.jsonl``. A *story* gathers the tagged records that concern
+one mail object — a spool, an mbox, a mailbox identity, a mail-store file — so that, for example,
+``mail -f /var/mail/carol``, ``sudo rm /var/mail/carol``, the unallocated inode of
+``/var/mail/carol`` and the messages recovered from it read as one chain of evidence, in time
+order. Tagged records that name no object are grouped by rule.
 """
 
 from __future__ import annotations
 
+import html
 import json
-from collections import Counter
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collector.atomic import atomic_open
 from collector.timeutil import iso_utc
+from parsers.rules.engine import SEVERITY_RANK, default_engine
+from parsers.shell_command import parse_command_line, resolve_path
 
 FINDINGS = "findings.md"
+FINDINGS_HTML = "findings.html"
 _STRONG = {"high", "critical"}
+_OBJECT_ATTRIBUTES = ("path", "mailbox", "identity", "Identity", "mailbox_identity", "target_filename",
+                      "TargetFilename", "object_name", "ObjectName", "file_name")
+_BINS = 48
 
 
-def tagged_records(records_path: Path) -> list[dict[str, Any]]:
-    """Every record of ``records.jsonl`` that a rule tagged, sorted by its first time."""
-    found = []
+@dataclass
+class Story:
+    """Tagged records about one object (or one rule, when they name no object)."""
+
+    key: str
+    title: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    recovered_messages: int = 0
+
+    @property
+    def start(self) -> int:
+        return min(_first_time(r) for r in self.records)
+
+    @property
+    def severity(self) -> str:
+        return max((r["attributes"].get("severity", "low") for r in self.records),
+                   key=lambda s: SEVERITY_RANK.get(s, 0))
+
+
+def _first_time(record: dict[str, Any]) -> int:
+    """The moment a record stands for in a story: a deletion or last write where it has one."""
+    timestamps = record.get("timestamps") or {}
+    for wanted in ("Deletion", "Content Modification Time"):
+        chosen = [v for d, v in timestamps.items() if wanted in d]
+        if chosen:
+            return min(chosen)
+    times = list(timestamps.values()) or list((record.get("time_bounds") or {}).values())
+    return min(times) if times else 0
+
+
+def _offset(provenance: dict[str, Any]) -> str:
+    offset = provenance.get("offset")
+    return "-" if offset is None else str(offset)
+
+
+def _when(record: dict[str, Any]) -> str:
+    if record.get("timestamps"):
+        return iso_utc(_first_time(record))
+    bounds = record.get("time_bounds") or {}
+    if bounds:
+        return "undated (" + "; ".join(f"{k}: {iso_utc(v)}" for k, v in sorted(bounds.items())) + ")"
+    return "undated"
+
+
+def record_targets(record: dict[str, Any]) -> list[str]:
+    """The mail objects a record is about: paths a command touched, a file, a mailbox."""
+    attributes = record.get("attributes") or {}
+    if record["data_type"].startswith("shell:") and isinstance(attributes.get("command"), str):
+        engine = default_engine()
+        cwd, home = attributes.get("cwd"), attributes.get("home")
+        found = []
+        dialect = "powershell" if record["data_type"].startswith("shell:powershell") else "posix"
+        for command in parse_command_line(attributes["command"], dialect=dialect):
+            words = [a for a in command.args if not a.startswith("-")]
+            words += [target for _, target in command.redirects]
+            words += [a.split("=", 1)[1] for a in command.args if a.startswith("of=")]
+            for word in words:
+                resolved = resolve_path(word, cwd, home)
+                if engine.in_class(resolved, "mail_store", cwd, home):
+                    found.append(resolved)
+        return sorted(set(found))
+    if record["data_type"].startswith("mail:"):
+        return [attributes.get("mailbox") or record["provenance"]["source_path"]]
+    for key in _OBJECT_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            return [value]
+    return []
+
+
+def _load(records_path: Path) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, list[int]]]:
+    """Tagged records, recovered-message counts per mailbox, and times per chart series."""
+    tagged = []
+    recovered: dict[str, int] = defaultdict(int)
+    series: dict[str, list[int]] = {"mail received": [], "commands run": [], "deletion evidence": []}
     with records_path.open(encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
+            data_type = record["data_type"]
+            when = _first_time(record) if record.get("timestamps") else None
             if record.get("tags"):
-                found.append(record)
+                tagged.append(record)
+                if when is not None:
+                    series["deletion evidence"].append(when)
+            if data_type.startswith("mail:"):
+                if record.get("recovered"):
+                    recovered[(record.get("attributes") or {}).get("mailbox")
+                              or record["provenance"]["source_path"]] += 1
+                if when is not None:
+                    series["mail received"].append(when)
+            elif data_type.startswith(("shell:", "windows:evtx:powershell", "windows:exchange:cmdlet",
+                                       "windows:evtx:exchange", "windows:evtx:security:process")):
+                if when is not None:
+                    series["commands run"].append(when)
+    tagged.sort(key=lambda r: (_first_time(r), r["provenance"]["source_path"], r["order"]))
+    return tagged, recovered, series
 
-    def first_time(record: dict[str, Any]) -> int:
-        times = list((record.get("timestamps") or {}).values()) or list(
-            (record.get("time_bounds") or {}).values())
-        return min(times) if times else 0
 
-    found.sort(key=lambda r: (first_time(r), r["provenance"]["source_path"], r["order"]))
-    for record in found:
-        record["_time"] = first_time(record)
-    return found
+def build_stories(tagged: list[dict[str, Any]], recovered: dict[str, int]) -> list[Story]:
+    """Group tagged records into stories (by object, else by rule), oldest story first."""
+    stories: dict[str, Story] = {}
+    for record in tagged:
+        targets = record_targets(record)
+        if targets:
+            key = targets[0].lower() if "\\" in targets[0] or ":" in targets[0][:3] else targets[0]
+            story = stories.setdefault(key, Story(key=key, title=targets[0]))
+        else:
+            rule = next((t for t in record["tags"] if not t.startswith("T1")), record["tags"][0])
+            story = stories.setdefault(f"rule:{rule}", Story(key=f"rule:{rule}", title=rule))
+        story.records.append(record)
+    for story in stories.values():
+        story.recovered_messages = recovered.get(story.title, 0)
+    return sorted(stories.values(), key=lambda s: (s.start, s.key))
 
 
-def verdict(findings: list[dict[str, Any]]) -> str:
+def verdict(tagged: list[dict[str, Any]]) -> str:
     """Evidence found / indications / none found, from the severities of the rule hits."""
-    severities = {f["attributes"].get("severity") for f in findings}
+    severities = {r["attributes"].get("severity") for r in tagged}
     if severities & _STRONG:
         return "evidence found"
-    return "indications" if findings else "none found"
+    return "indications" if tagged else "none found"
+
+
+def _narrative(story: Story) -> str:
+    steps = []
+    for record in sorted(story.records, key=_first_time):
+        steps.append(f"{_when(record)} {record['message']}")
+    text = " → ".join(steps)
+    if story.recovered_messages:
+        text += f" ({story.recovered_messages} messages recovered from deleted data)"
+    return text
+
+
+def _write_markdown(path: Path, result: str, stories: list[Story], tagged: list[dict[str, Any]]) -> None:
+    with atomic_open(path, "w", newline="\n", errors="backslashreplace") as out:
+        out.write(f"# inboxtrail findings\n\n**Mail clearing: {result}** ({len(tagged)} tagged records "
+                  f"in {len(stories)} stories)\n\n")
+        for number, story in enumerate(stories, 1):
+            out.write(f"## {number}. {story.title} ({story.severity})\n\n{_narrative(story)}\n\n")
+            for record in sorted(story.records, key=_first_time):
+                provenance = record["provenance"]
+                out.write(f"- **{_when(record)}** — {record['message']}\n")
+                for hit in record["attributes"].get("rule_hits", []):
+                    out.write(f"  - rule: {hit}\n")
+                out.write(f"  - host: {record.get('host') or '-'}; user: {record.get('user') or '-'}; "
+                          f"source: `{provenance['source_path']}` "
+                          f"(sha256 {provenance.get('sha256') or '-'}, offset {_offset(provenance)}, "
+                          f"bundle `{provenance.get('bundle_path') or '-'}`)\n")
+            out.write("\n")
+
+
+def chart_svg(series: dict[str, list[int]], width: int = 900, height: int = 220) -> str:
+    """Activity over time as an SVG bar chart: one colour per series, evidence on top."""
+    evidence = series.get("deletion evidence") or []
+    everything = [t for values in series.values() for t in values]
+    if not everything:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="40">'
+                '<text x="10" y="25">no dated events</text></svg>')
+    if evidence:  # centre on the clearing: two weeks before the first evidence to a day after the last
+        low, high = min(evidence) - 14 * 86_400_000_000, max(evidence) + 86_400_000_000
+    else:
+        low, high = min(everything), max(everything)
+    high = max(high, low + 1)
+    step = (high - low) / _BINS
+    colours = {"mail received": "#4c78a8", "commands run": "#f2a541", "deletion evidence": "#d62728"}
+    counts = {name: [0] * _BINS for name in series}
+    for name, values in series.items():
+        for value in values:
+            if low <= value <= high:
+                counts[name][min(_BINS - 1, int((value - low) / step))] += 1
+    peak = max((max(c) for c in counts.values()), default=1) or 1
+    left, bottom, plot_h = 50, height - 40, height - 70
+    bar_w = (width - left - 10) / _BINS / len(series)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="activity over time">',
+             f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+             f'<line x1="{left}" y1="{bottom}" x2="{width - 10}" y2="{bottom}" stroke="#333"/>',
+             f'<line x1="{left}" y1="{bottom}" x2="{left}" y2="{bottom - plot_h}" stroke="#333"/>',
+             f'<text x="5" y="{bottom - plot_h + 10}" font-size="11">{peak}</text>',
+             f'<text x="{left}" y="{height - 22}" font-size="11">{iso_utc(int(low))[:16]}</text>',
+             f'<text x="{width - 150}" y="{height - 22}" font-size="11">{iso_utc(int(high))[:16]}</text>']
+    for index, name in enumerate(series):
+        for b, count in enumerate(counts[name]):
+            if count:
+                h = max(2.0, plot_h * count / peak)
+                x = left + b * (width - left - 10) / _BINS + index * bar_w
+                parts.append(f'<rect x="{x:.1f}" y="{bottom - h:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                             f'height="{h:.1f}" fill="{colours.get(name, "#888")}">'
+                             f'<title>{html.escape(name)}: {count}</title></rect>')
+        parts.append(f'<rect x="{left + 10 + index * 170}" y="{height - 14}" width="10" height="10" '
+                     f'fill="{colours.get(name, "#888")}"/><text x="{left + 24 + index * 170}" '
+                     f'y="{height - 5}" font-size="11">{html.escape(name)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+.verdict{font-size:1.6em;padding:.6em 1em;border-radius:6px;color:#fff}
+.v-evidence{background:#b71c1c}.v-indications{background:#e65100}.v-none{background:#2e7d32}
+table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:4px 6px;
+font-size:.85em;vertical-align:top;text-align:left}th{background:#f3f3f3}code{font-size:.9em}
+.story{margin-top:1.5em}.narrative{background:#fafafa;border-left:4px solid #d62728;padding:.5em 1em}"""
+
+
+def _write_html(path: Path, result: str, stories: list[Story], tagged: list[dict[str, Any]],
+                series: dict[str, list[int]]) -> None:
+    css_class = {"evidence found": "v-evidence", "indications": "v-indications"}.get(result, "v-none")
+    esc = html.escape
+    out_parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>inboxtrail findings"
+                 f"</title><style>{_CSS}</style></head><body><h1>inboxtrail findings</h1>",
+                 f'<div class="verdict {css_class}">Mail clearing: {esc(result)}</div>',
+                 f"<p>{len(tagged)} tagged records in {len(stories)} stories.</p>",
+                 "<h2>Activity over time</h2>", chart_svg(series)]
+    for number, story in enumerate(stories, 1):
+        out_parts.append(f'<div class="story"><h2>{number}. {esc(story.title)} '
+                         f'<small>({esc(story.severity)})</small></h2>'
+                         f'<p class="narrative">{esc(_narrative(story))}</p><table><tr><th>time</th>'
+                         "<th>what</th><th>rule / technique</th><th>host / user</th><th>source</th></tr>")
+        for record in sorted(story.records, key=_first_time):
+            provenance = record["provenance"]
+            rules = "<br>".join(esc(h) for h in record["attributes"].get("rule_hits", []))
+            out_parts.append(
+                f"<tr><td>{esc(_when(record))}</td><td>{esc(record['message'])}</td><td>{rules}</td>"
+                f"<td>{esc(record.get('host') or '-')} / {esc(record.get('user') or '-')}</td>"
+                f"<td><code>{esc(provenance['source_path'])}</code><br>sha256 "
+                f"<code>{esc(provenance.get('sha256') or '-')}</code><br>"
+                f"offset {_offset(provenance)}</td></tr>")
+        out_parts.append("</table></div>")
+    out_parts.append("</body></html>\n")
+    with atomic_open(path, "w", newline="\n", errors="backslashreplace") as out:
+        out.write("".join(out_parts))
 
 
 def write_findings(records_path: Path, out_dir: Path) -> tuple[str, list[dict[str, Any]]]:
-    """Write ``findings.md``; return the verdict and the findings."""
-    findings = tagged_records(records_path)
-    result = verdict(findings)
-    rules = Counter(tag for f in findings for tag in f["tags"] if not tag.startswith("T1"))
-    with atomic_open(out_dir / FINDINGS, "w", newline="\n", errors="backslashreplace") as out:
-        out.write(f"# inboxtrail findings\n\n**Mail clearing: {result}** "
-                  f"({len(findings)} tagged records)\n\n")
-        if rules:
-            out.write("| rule | records |\n|---|---|\n")
-            for rule, count in sorted(rules.items()):
-                out.write(f"| {rule} | {count} |\n")
-            out.write("\n")
-        for finding in findings:
-            bounds = ", ".join(f"{k}: {iso_utc(v)}" for k, v in (finding.get("time_bounds") or {}).items())
-            when = iso_utc(finding["_time"]) if finding.get("timestamps") else (
-                f"undated ({bounds})" if bounds else "undated")
-            provenance = finding["provenance"]
-            out.write(f"## {when} — {finding['message']}\n\n")
-            for hit in finding["attributes"].get("rule_hits", []):
-                out.write(f"- rule: {hit}\n")
-            out.write(f"- host: {finding.get('host') or '-'}; user: {finding.get('user') or '-'}\n")
-            out.write(f"- source: `{provenance['source_path']}` (sha256 {provenance.get('sha256') or '-'},"
-                      f" bundle `{provenance.get('bundle_path') or '-'}`)\n\n")
-    return result, findings
+    """Write ``findings.md`` and ``findings.html``; return the verdict and the tagged records."""
+    tagged, recovered, series = _load(records_path)
+    stories = build_stories(tagged, recovered)
+    result = verdict(tagged)
+    _write_markdown(out_dir / FINDINGS, result, stories, tagged)
+    _write_html(out_dir / FINDINGS_HTML, result, stories, tagged, series)
+    return result, tagged

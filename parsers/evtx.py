@@ -1,0 +1,230 @@
+"""Windows XML event logs (``.evtx``): every readable record, with 4104 script blocks reassembled.
+
+Reading is done by the ``evtx`` package (Rust): it scans every chunk, so logs copied while open
+(stale header chunk count) are read completely, which python-evtx does not do. Its iterator raises
+``RuntimeError`` on a zeroed chunk header or a broken record and can be resumed by calling
+``next()`` again; each such error is a warning and iteration goes on. Times come from
+``System/TimeCreated`` (the record header time can be a zero FILETIME).
+
+A 4104 script block longer than ~32 KB is logged in several events sharing a ``ScriptBlockId``;
+they are joined into one record. Only incomplete blocks are held in memory, and a part that never
+arrives is listed in ``missing_parts`` of a record flagged ``corrupted`` (never invented).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import evtx
+
+from parsers.base import ParseContext, Parser
+from parsers.evtx_events import Event, one_line, parse_time, read_event, shape, system_attributes
+from parsers.record import Record
+
+MAGIC = b"ElfFile\x00"
+TIME_DESC = "Event Time"
+WRITTEN_DESC = "Record Written Time"
+FILE_HEADER_SIZE = 4096
+CHUNK_SIZE = 65536
+#: Stop reading a file after this many errors in a row (the iterator made no progress).
+MAX_CONSECUTIVE_ERRORS = 1000
+#: Bounds on pending (incomplete) multi-part script blocks.
+MAX_PENDING_BLOCKS = 256
+MAX_PENDING_CHARS = 64 << 20
+_CHUNK_NUMBER = re.compile(r"chunk number (\d+)", re.IGNORECASE)
+
+
+#: One event as read: record number, decoded JSON, record-header time text, byte offset if known.
+RawEvent = tuple[int, dict[str, Any], "str | None", "int | None"]
+
+
+def iter_events(fh: BinaryIO | str, ctx: ParseContext, chunk_offset: int | None = None,
+                ) -> Iterator[RawEvent]:
+    """Yield every record ``evtx`` can read; errors are warnings, then the next record.
+
+    Warnings carry the offset of the chunk the error names, or ``chunk_offset`` (a single chunk
+    carved out of a larger stream).
+    """
+    try:
+        iterator = evtx.PyEvtxParser(fh).records_json()
+    except (RuntimeError, OSError, ValueError) as exc:
+        ctx.warn(f"not a readable EVTX file: {exc}", 0)
+        return
+    errors = 0
+    while True:
+        try:
+            raw = next(iterator)
+        except StopIteration:
+            return
+        except RuntimeError as exc:
+            errors += 1
+            message = str(exc)
+            match = _CHUNK_NUMBER.search(message)
+            offset = FILE_HEADER_SIZE + int(match.group(1)) * CHUNK_SIZE if match else None
+            offset = chunk_offset if chunk_offset is not None else offset
+            ctx.warn(f"evtx: {one_line(message, 400)}", offset)
+            if errors >= MAX_CONSECUTIVE_ERRORS:
+                ctx.warn(f"evtx: giving up after {errors} consecutive errors", offset)
+                return
+            continue
+        errors = 0
+        try:
+            decoded = json.loads(raw["data"])
+        except (ValueError, TypeError) as exc:
+            ctx.warn(f"evtx: record {raw.get('event_record_id')} is not valid JSON: {exc}")
+            continue
+        yield int(raw.get("event_record_id") or 0), decoded, raw.get("timestamp"), None
+
+
+@dataclass
+class _Block:
+    """Parts of one multi-part script block seen so far."""
+
+    order: int
+    event: Event
+    total: int
+    parts: dict[int, str] = field(default_factory=dict)
+    record_numbers: list[int] = field(default_factory=list)
+    chars: int = 0
+
+
+class EvtxParser(Parser):
+    """Windows event logs via the ``evtx`` package."""
+
+    NAME = "evtx"
+    DESCRIPTION = "Windows XML event logs (.evtx): PowerShell, Exchange, Security, System, Sysmon, WMI"
+    DATA_TYPES = ("windows:evtx:",)
+
+    @classmethod
+    def sniff(cls, head: bytes, name: str) -> bool:
+        return head.startswith(MAGIC)
+
+    def parse(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
+        head = fh.read(len(MAGIC))
+        fh.seek(0)
+        if head != MAGIC:
+            # A deleted or damaged log whose file header is gone: its chunks may still be whole.
+            from parsers.evtx_carve import EvtxCarveParser
+
+            ctx.warn("evtx: no EVTX file header; carving ElfChnk chunks instead", 0)
+            yield from EvtxCarveParser().parse(fh, ctx)
+            return
+        yield from self.records(iter_events(fh, ctx), ctx, recovered=bool(ctx.entry.get("deleted")))
+
+    def records(self, events: Iterable[RawEvent], ctx: ParseContext, recovered: bool = False,
+                ) -> Iterator[Record]:
+        """Records from raw events: shaped, 4104 parts joined, flagged ``recovered`` if asked."""
+        for record in self._records(events, ctx):
+            yield dataclasses.replace(record, recovered=True) if recovered else record
+
+    def _records(self, events: Iterable[RawEvent], ctx: ParseContext) -> Iterator[Record]:
+        pending: OrderedDict[str, _Block] = OrderedDict()
+        pending_chars = 0
+        for order, (number, decoded, header_time, offset) in enumerate(events):
+            try:
+                event = read_event(number, decoded)
+            except (AttributeError, TypeError, ValueError) as exc:
+                ctx.warn(f"evtx: record {number} has an unexpected layout: {exc}", offset)
+                yield self._bare(ctx, order, number, decoded, offset)
+                continue
+            event.offset = offset
+            if event.time is None and not event.channel:
+                # A record whose System block is empty: keep it, flagged, with the time the record
+                # header says it was written (labelled as such; TimeCreated is preferred otherwise).
+                ctx.warn(f"evtx: record {number} has no TimeCreated and no channel (damaged System block)",
+                         offset)
+                written = parse_time(header_time.removesuffix(" UTC") if header_time else None)
+                yield self._record(ctx, order, event, corrupted=True, written=written)
+                continue
+            if event.event_id == 4104 and "ScriptBlockId" in event.data:
+                total = _int(event.data.get("MessageTotal")) or 1
+                if total <= 1:
+                    yield self._script_block(ctx, order, event, {1: _text(event)}, 1, [number])
+                    continue
+                block_id = str(event.data["ScriptBlockId"])
+                block = pending.get(block_id)
+                if block is None:
+                    block = pending[block_id] = _Block(order=order, event=event, total=total)
+                part = _int(event.data.get("MessageNumber")) or 0
+                text = _text(event)
+                if part not in block.parts:
+                    block.parts[part] = text
+                    block.chars += len(text)
+                    pending_chars += len(text)
+                block.record_numbers.append(number)
+                if all(i in block.parts for i in range(1, block.total + 1)):
+                    del pending[block_id]
+                    pending_chars -= block.chars
+                    yield self._script_block(ctx, block.order, block.event, block.parts, block.total,
+                                             block.record_numbers)
+                while pending and (len(pending) > MAX_PENDING_BLOCKS or pending_chars > MAX_PENDING_CHARS):
+                    _, oldest = pending.popitem(last=False)
+                    pending_chars -= oldest.chars
+                    yield self._script_block(ctx, oldest.order, oldest.event, oldest.parts,
+                                             oldest.total, oldest.record_numbers)
+                continue
+            yield self._record(ctx, order, event)
+        for block in pending.values():
+            yield self._script_block(ctx, block.order, block.event, block.parts, block.total,
+                                     block.record_numbers)
+
+    # -- record builders ---------------------------------------------------------------------------
+    def _record(self, ctx: ParseContext, order: int, event: Event, overrides: dict[str, Any] | None = None,
+                corrupted: bool = False, written: int | None = None) -> Record:
+        shaped = shape(event)
+        attributes = {**system_attributes(event), **shaped.attributes, **(overrides or {})}
+        user = shaped.user or attributes.get("user_sid") or ctx.user
+        if shaped.user and attributes.get("user_sid"):
+            attributes.setdefault("user_name", shaped.user)
+        elif shaped.user:
+            attributes["user_name"] = shaped.user
+        timestamps = {TIME_DESC: event.time} if event.time is not None else {}
+        if not timestamps and written is not None:
+            timestamps = {WRITTEN_DESC: written}
+        message = one_line(f"[{event.event_id}] {event.channel}: {shaped.summary}")
+        provenance = ctx.provenance_at(event.offset) if event.offset is not None else ctx.provenance
+        return Record(data_type=shaped.data_type, message=message, provenance=provenance,
+                      parser=self.NAME, order=order, timestamps=timestamps, attributes=attributes,
+                      host=event.computer or ctx.host, user=user, corrupted=corrupted)
+
+    def _script_block(self, ctx: ParseContext, order: int, event: Event, parts: dict[int, str],
+                      total: int, record_numbers: list[int]) -> Record:
+        missing = [i for i in range(1, total + 1) if i not in parts]
+        text = "".join(parts[i] for i in sorted(parts))
+        data = {k: v for k, v in event.data.items() if k not in ("ScriptBlockText", "MessageNumber")}
+        event = Event(**{**event.__dict__, "data": data})
+        overrides: dict[str, Any] = {"script_block": text, "parts": total, "record_numbers": record_numbers}
+        if missing:
+            overrides["missing_parts"] = missing
+            ctx.warn(f"evtx: script block {data.get('ScriptBlockId')} (record {record_numbers[0]}) "
+                     f"lacks part(s) {missing} of {total}", event.offset)
+        record = self._record(ctx, order, event, overrides, corrupted=bool(missing))
+        suffix = f" ({total} parts{', missing ' + str(missing) if missing else ''})" if total > 1 else ""
+        path = f" {data['Path']}" if data.get("Path") else ""
+        message = one_line(f"[4104] {event.channel}: Script block{path}{suffix}: {text}")
+        return dataclasses.replace(record, message=message)
+
+    def _bare(self, ctx: ParseContext, order: int, number: int, decoded: dict[str, Any],
+              offset: int | None) -> Record:
+        return Record(data_type="windows:evtx:record", message=f"EVTX record {number} (unreadable layout)",
+                      provenance=ctx.provenance_at(offset), parser=self.NAME, order=order,
+                      attributes={"record_number": number, "raw": one_line(json.dumps(decoded), 4000)},
+                      host=ctx.host, user=ctx.user, corrupted=True)
+
+
+def _text(event: Event) -> str:
+    value = event.data.get("ScriptBlockText")
+    return value if isinstance(value, str) else ("" if value is None else str(value))
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

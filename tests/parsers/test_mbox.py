@@ -1,0 +1,277 @@
+"""mbox parser: messages, variants and every kind of deletion evidence, on real and exact inputs."""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import json
+import mailbox
+from pathlib import Path
+
+import pytest
+
+from collector.timeutil import from_datetime, iso_utc, parse_iso
+from parsers.base import ParseContext
+from parsers.mbox import (
+    ENVELOPE_DESC,
+    RECEIVED_DESC,
+    REWRITE_DESC,
+    MboxParser,
+    _parse_envelope_date_slow,
+    parse_envelope_date,
+    parse_rfc2822_date,
+)
+from parsers.record import Provenance, Record
+from parsers.rules import default_engine
+from tests.conftest import corpus_path
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mail"
+TIMES = json.loads((FIXTURES / "times.json").read_text())
+
+
+def _parse(data: bytes | Path, source: str = "/home/alice/mbox",
+           **entry: object) -> tuple[list[Record], ParseContext]:
+    ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path=source, sha256=None),
+                       host="mailhost", user="alice", entry=dict(entry))
+    engine = default_engine()
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            records = [engine.tag(r) for r in MboxParser().parse(handle, ctx)]
+    else:
+        records = [engine.tag(r) for r in MboxParser().parse(io.BytesIO(data), ctx)]
+    return records, ctx
+
+
+def _msg(sender: str, when: str, headers: str, body: str = "text\n") -> bytes:
+    return f"From {sender} {when}\n{headers}\n{body}\n".encode()
+
+
+# -- real programs ---------------------------------------------------------------------------------
+def test_mailx_delete_rewrites_the_spool_and_says_so():
+    mtime = iso_utc(TIMES["mailx-spool.after-delete"] * 1_000_000)
+    records, ctx = _parse(FIXTURES / "mailx-spool.after-delete", source="/var/mail/alice",
+                          mtime=mtime, artifact="LinuxMailSpools")
+    messages = [r for r in records if r.data_type == "mail:mbox:message"]
+    assert [r.attributes["subject"] for r in messages] == ["Report 1", "Report 3", "Report 4"]
+    assert [r.attributes["status"] for r in messages] == ["O", "O", "O"]
+    assert messages[2].timestamps[ENVELOPE_DESC] == parse_iso("2026-10-08T12:00:04+00:00")
+    assert messages[2].timestamps[RECEIVED_DESC] == parse_iso("2026-10-08T12:00:04+00:00")
+    assert [r.attributes["offset"] for r in messages] == [0, 381, 762]
+    size = (FIXTURES / "mailx-spool.after-delete").stat().st_size
+    assert sum(r.attributes["size"] for r in messages) == size
+    rewrite = records[-1]
+    assert rewrite.data_type == "mail:mbox:rewrite"
+    assert rewrite.timestamps == {REWRITE_DESC: parse_iso(mtime)}
+    assert rewrite.attributes["newest_delivery"] == "2026-10-08T12:00:04.000000+00:00"
+    assert rewrite.attributes["newest_delivery_offset"] == 762
+    assert "moved read messages to ~/mbox" in rewrite.message and "not a deletion" in rewrite.message
+    assert "mail_store_spool_rewritten" in rewrite.tags and "T1070.008" in rewrite.tags
+    assert not any(r.tags for r in messages)
+    assert ctx.warnings == []
+
+
+def test_mailx_read_moves_to_home_mbox_is_also_a_rewrite_with_the_caveat():
+    mtime = iso_utc(TIMES["mailx-spool.after-read"] * 1_000_000)
+    spool, _ = _parse(FIXTURES / "mailx-spool.after-read", source="/var/mail/alice", mtime=mtime)
+    assert [r.attributes["subject"] for r in spool[:-1]] == ["Report 2", "Report 3", "Report 4"]
+    assert spool[-1].data_type == "mail:mbox:rewrite"
+    home, _ = _parse(FIXTURES / "mailx-home-mbox.after-read", source="/home/alice/mbox",
+                     mtime=iso_utc(TIMES["mailx-home-mbox.after-read"] * 1_000_000),
+                     artifact="UserMbox")
+    assert [(r.data_type, r.attributes["subject"], r.attributes["status"]) for r in home] == [
+        ("mail:mbox:message", "Report 1", "RO")]  # ~/mbox is appended to: no rewrite record
+
+
+def test_spool_written_only_by_the_mda_gives_no_rewrite_record():
+    records, _ = _parse(FIXTURES / "mailx-spool.orig", source="/var/mail/alice",
+                        mtime="2026-10-08T12:00:05+00:00")
+    assert [r.data_type for r in records] == ["mail:mbox:message"] * 4
+
+
+def test_dovecot_mbox_uid_gaps_deleted_flag_and_content_length():
+    records, ctx = _parse(FIXTURES / "dovecot-inbox.mbox", source="/var/mail/alice",
+                          mtime=iso_utc(TIMES["dovecot-inbox.mbox"] * 1_000_000))
+    messages = [r for r in records if r.data_type == "mail:mbox:message"]
+    assert [r.attributes["uid"] for r in messages] == ["1", "3", "4", "5"]
+    assert [r.attributes.get("deleted_flag", False) for r in messages] == [False, True, False, False]
+    assert messages[1].attributes["x_status"] == "D"
+    assert "mail_store_marked_deleted" in messages[1].tags
+    assert not any("content_length_mismatch" in r.attributes for r in messages)
+    gap = next(r for r in records if r.data_type == "mail:mbox:uid_gap")
+    assert gap.attributes["missing_uids"] == [[2, 2], [6, 6]]
+    assert gap.attributes["missing_count"] == 2 and gap.attributes["present_count"] == 4
+    assert gap.attributes["highest_uid"] == 5 and gap.attributes["last_uid_handed_out"] == 6
+    assert gap.attributes["newest_expunged"] is True
+    assert gap.timestamps == {}
+    assert gap.time_bounds["Not after: mailbox file last modified"] == TIMES["dovecot-inbox.mbox"] * 1_000_000
+    assert "Not before: delivery of the message before the first gap" in gap.time_bounds
+    assert "mail_store_uid_gap" in gap.tags
+    assert "UIDs 2, 6 are missing" in gap.message and "the newest 1 (UIDs 6) went" in gap.message
+    assert ctx.warnings == []
+
+
+# -- format-exact edge cases -----------------------------------------------------------------------
+def test_mboxcl2_content_length_keeps_unescaped_from_lines_in_the_body():
+    body = "line one\nFrom here on, an unescaped line\n"
+    data = (_msg("a@x", "Mon Oct  5 09:00:00 2026",
+                 f"Subject: one\nContent-Length: {len(body)}\n", body)
+            + _msg("b@x", "Tue Oct  6 09:00:00 2026", "Subject: two\nContent-Length: 5\n", "text\n"))
+    records, ctx = _parse(data)
+    assert [r.attributes["subject"] for r in records] == ["one", "two"]
+    assert records[0].attributes["content_length_spans_from_lines"] is True
+    assert records[1].attributes["offset"] == records[0].attributes["size"]
+    assert ctx.warnings == []
+
+
+def test_content_length_that_disagrees_with_the_body_is_tagged():
+    data = (_msg("a@x", "Mon Oct  5 09:00:00 2026", "Subject: cut\nContent-Length: 500\n", "short\n")
+            + _msg("b@x", "Tue Oct  6 09:00:00 2026", "Subject: ok\n"))
+    records, ctx = _parse(data)
+    first = records[0]
+    assert first.attributes["content_length_mismatch"] is True
+    assert first.attributes["content_length"] == 500 and first.attributes["body_length"] == 6
+    assert "mail_store_content_length_mismatch" in first.tags
+    assert "tail_evidence" not in first.attributes
+    assert ctx.warnings[0]["message"] == "Content-Length 500 disagrees with the body (6 bytes)"
+
+
+def test_truncated_tails():
+    in_header = (_msg("a@x", "Mon Oct  5 09:00:00 2026", "Subject: ok\n")
+                 + b"From b@x Tue Oct  6 09:00:00 2026\nSubj")
+    records, _ = _parse(in_header)
+    assert records[1].attributes["tail_evidence"] == "truncated_in_header" and records[1].corrupted
+    assert "mail_store_truncated_in_header" in records[1].tags
+    short_body = (b"From a@x Mon Oct  5 09:00:00 2026\nSubject: cut\nContent-Length: 900\n\n"
+                  b"only the first part\n")
+    records, _ = _parse(short_body)
+    assert records[0].attributes["tail_evidence"] == "content_length_short"
+    assert "mail_store_truncated_body" in records[0].tags and records[0].corrupted
+    no_newline = _msg("a@x", "Mon Oct  5 09:00:00 2026", "Subject: x\n")[:-2]
+    records, _ = _parse(no_newline)
+    assert records[0].attributes["tail_evidence"] == "no_final_newline"
+    assert "mail_store_no_final_newline" in records[0].tags and not records[0].corrupted
+
+
+def test_nul_hole_inside_a_message_is_garbled():
+    data = (_msg("a@x", "Mon Oct  5 09:00:00 2026", "Subject: hole\n", "start\n" + "\0" * 64 + "\n")
+            + _msg("b@x", "Tue Oct  6 09:00:00 2026", "Subject: fine\n"))
+    records, _ = _parse(data)
+    assert records[0].attributes["garbled"] is True and records[0].corrupted
+    assert records[0].attributes["nul_bytes_offset"] == data.index(b"\0")
+    assert "tail_evidence" not in records[0].attributes
+    assert "mail_store_nul_bytes" in records[0].tags
+    assert not records[1].tags
+
+
+def test_mozilla_status_expunged_is_recovered_and_imap_deleted_is_flagged():
+    data = (_msg("-", "Mon Oct  5 09:00:00 2026", "X-Mozilla-Status: 0009\nX-Mozilla-Status2: 00000000\n"
+                 "Subject: gone\n")
+            + _msg("-", "Tue Oct  6 09:00:00 2026", "X-Mozilla-Status: 0001\nX-Mozilla-Status2: 00200000\n"
+                   "Subject: imap\n"))
+    records, _ = _parse(data)
+    gone, imap = records
+    assert gone.recovered and gone.attributes["mozilla_expunged"] is True
+    assert gone.attributes["mozilla_flags"] == ["Read", "Expunged"]
+    assert "mail_store_mozilla_expunged" in gone.tags
+    assert not imap.recovered and imap.attributes["x_mozilla_status"] == "0x00200001"
+    assert "mail_store_mozilla_imap_deleted" in imap.tags
+
+
+def test_uid_gap_from_first_uid_has_no_not_before_bound():
+    data = (_msg("a@x", "Mon Oct  5 09:00:00 2026",
+                 "X-IMAPbase: 1700000000 0000000004\nX-UID: 3\nSubject: a\n")
+            + _msg("b@x", "Tue Oct  6 09:00:00 2026", "X-UID: 4\nSubject: b\n"))
+    records, _ = _parse(data)
+    gap = records[-1]
+    assert gap.attributes["missing_uids"] == [[1, 2]] and gap.attributes["newest_expunged"] is False
+    assert gap.time_bounds == {}
+
+
+def test_crlf_mbox_and_header_only_tail():
+    data = (b"From a@x Mon Oct  5 09:00:00 2026\r\nSubject: crlf\r\nDate: Mon, 5 Oct 2026 09:00:00 +0000\r\n"
+            b"\r\nbody\r\n\r\nFrom b@x Tue Oct  6 09:00:00 2026\r\nSubject: last\r\n")
+    records, _ = _parse(data)
+    assert [r.attributes["subject"] for r in records] == ["crlf", "last"]
+    assert records[0].attributes["size"] == data.index(b"From b@x")
+    assert records[1].attributes["header_only"] is True and not records[1].corrupted
+
+
+@pytest.mark.parametrize("text", [
+    "Mon, 5 Oct 2026 05:12:37 -0400", "5 Oct 2026 09:00:01 +0000", "Wed, 7 Oct 2026 15:39:55 +0200 (CEST)",
+    "Thu, 31 Dec 2026 23:59:59 -1130", "Mon, 5 Oct 2026 05:12:37 GMT", "Mon, 5 Oct 26 05:12:37 +0000",
+    "Mon, 31 Feb 2026 05:12:37 +0000", "garbage"])
+def test_fast_rfc2822_path_equals_the_email_module(text):
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+        expected = from_datetime(parsed) if parsed is not None else None
+    except (TypeError, ValueError):
+        expected = None
+    assert parse_rfc2822_date(text) == expected
+
+
+@pytest.mark.parametrize("text", ["Mon Oct  5 09:12:44 2026", "Sat Aug 27 23:07:49 2005",
+                                  "Mon Sep 17 00:00:00 2001", "Tue Oct 13 10:00 2026",
+                                  "Mon Oct  5 09:12:44 +0200 2026", "Mon Oct  5 09:12:44 2026 -0500"])
+def test_fast_envelope_path_equals_the_general_reader(text):
+    assert parse_envelope_date(text) == _parse_envelope_date_slow(text)
+
+
+# -- the real corpus: no message lost --------------------------------------------------------------
+@pytest.mark.parametrize("name", ["git_t5100/sample.mbox", "git_t5100/sample.mboxrd",
+                                  "git_t5100/rfc2047-samples.mbox", "git_t5100/quoted-cr.mbox",
+                                  "neomutt/banana.mbox", "neomutt/apple.mbox"])
+def test_counts_and_offsets_equal_pythons_mailbox(name):
+    path = corpus_path(f"mail/{name}")
+    records, _ = _parse(path)
+    box = mailbox.mbox(str(path), create=False)
+    data = path.read_bytes()
+    try:
+        expected = [(key, box.get_bytes(key, from_=True)) for key in box.keys()]
+        assert len(records) == len(expected)
+        for record, (key, raw) in zip(records, expected, strict=True):
+            assert box._toc[key][0] == record.attributes["offset"]
+            message_id = box.get_message(key).get("Message-ID")
+            assert record.attributes["message_id"] == (" ".join(message_id.split()) if message_id else None)
+            start = record.attributes["offset"]
+            assert data[start:start + record.attributes["size"]].startswith(raw)
+    finally:
+        box.close()
+
+
+@pytest.mark.parametrize("name", ["neomutt/cherry.mbox", "neomutt/endive.mbox", "neomutt/fig.mbox"])
+def test_broken_corpus_files_warn_and_do_not_crash(name):
+    records, ctx = _parse(corpus_path(f"mail/{name}"))
+    assert records == []
+    assert ctx.warnings[0]["message"].startswith("no From_ line found")
+
+
+def test_sample_mbox_fields():
+    records, ctx = _parse(corpus_path("mail/git_t5100/sample.mbox"))
+    first = records[0]
+    assert first.attributes["envelope_sender"] == "nobody"
+    assert first.timestamps[ENVELOPE_DESC] == parse_iso("2001-09-17T00:00:00+00:00")
+    assert first.attributes["from"] == "A (zzz) U Thor <a.u.thor@example.com> (Comment)"
+    assert ctx.warnings[0] == {"path": "/home/alice/mbox", "bundle_path": None, "offset": 0,
+                               "message": "12 bytes before the first From_ line are not a message"}
+
+
+def test_out_of_order_uids_are_not_reported_missing():
+    data = b"".join(_msg("a@x", "Mon Oct  5 09:00:00 2026", f"X-UID: {uid}\nSubject: {uid}\n")
+                    for uid in (1, 5, 3, 6))
+    records, ctx = _parse(data)
+    assert records[-1].attributes["missing_uids"] == [[2, 2], [4, 4]]
+    assert ctx.warnings[0]["message"] == "1 X-UID values are not above the previous one"
+
+
+def test_a_stream_without_a_file_descriptor_is_spooled_not_read_into_memory():
+    class Stream:
+        def __init__(self, data: bytes) -> None:
+            self._inner = io.BytesIO(data)
+
+        def read(self, size: int = -1) -> bytes:
+            return self._inner.read(size)
+
+    data = (FIXTURES / "mailx-spool.orig").read_bytes()
+    ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path="/x", sha256=None))
+    records = list(MboxParser().parse(Stream(data), ctx))
+    assert [r.attributes["subject"] for r in records] == [f"Report {n}" for n in range(1, 5)]
