@@ -49,9 +49,21 @@ _USED = {"datetime", "timestamp", "timestamp_desc", "message", "data_type", "tag
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
+#: Our descriptions of times that plaso records under its own names: the MACB letters follow
+#: plaso's (a shell history time is its "Content Modification Time", an event log's TimeCreated
+#: its "Creation Time"), while the ``type`` column keeps our more precise wording.
+PLASO_EQUIVALENTS = {
+    "Command Executed Time": "Content Modification Time",
+    "Command Start Time": "Content Modification Time",
+    "Event Time": "Creation Time",
+    "Record Written Time": "Content Modification Time",
+}
+
+
 def macb(descriptions: list[str]) -> str:
     """plaso's MACB representation for a group of timestamp descriptions."""
-    return "".join(letter if any(d in names for d in descriptions) else "." for letter, names in _MACB)
+    names_used = [PLASO_EQUIVALENTS.get(d, d) for d in descriptions]
+    return "".join(letter if any(d in names for d in names_used) else "." for letter, names in _MACB)
 
 
 def source_of(data_type: str) -> tuple[str, str]:

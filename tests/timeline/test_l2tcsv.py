@@ -19,7 +19,9 @@ def test_macb_letters_follow_plaso_descriptions():
     assert macb(["Last Access Time"]) == ".A.."
     assert macb(["Metadata Modification Time", "Content Modification Time"]) == "M.C."
     assert macb(["Creation Time", "Last Access Time"]) == ".A.B"
-    assert macb(["Command Executed Time"]) == "...."
+    assert macb(["Command Executed Time"]) == "M..."  # as plaso marks a bash history line
+    assert macb(["Event Time"]) == "...B"  # plaso: an event's TimeCreated is its creation time
+    assert macb(["Sent Time (Date header)"]) == "...."
 
 
 def test_reference_rows(linux_run: Path):
@@ -28,7 +30,7 @@ def test_reference_rows(linux_run: Path):
     rows = [line.split(",") for line in lines[1:]]
     assert all(len(row) == 17 for row in rows)
     rm = next(row for row in rows if row[10] == "sudo rm /var/mail/carol")
-    assert rm[:9] == ["10/12/2026", "14:32:10", "UTC", "....", "LOG", "Bash History",
+    assert rm[:9] == ["10/12/2026", "14:32:10", "UTC", "M...", "LOG", "Bash History",
                       "Command Executed Time", "bob", "mailhost"]
     assert rm[11] == "2" and rm[12] == "p1:/home/bob/.bash_history" and rm[15] == "bash_history"
     assert rm[14] == "T1070.008 shell_mail_file_removed"
