@@ -10,6 +10,7 @@ so far are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -29,6 +30,7 @@ from parsers.base import REGISTRY, ParseContext
 from parsers.filestat import FileStatParser
 from parsers.record import Provenance, Record
 from parsers.rules import default_engine
+from parsers.targets import StateIndex, link_state
 
 log = logging.getLogger("inboxtrail.parse")
 SNIFF_BYTES = 4096
@@ -59,13 +61,26 @@ def _context(entry: dict[str, Any], hosts: dict[str, str]) -> ParseContext:
                         user=entry.get("user"), entry=entry)
 
 
+#: The collected state of every path of the bundle being parsed (set before workers fork).
+_STATE: StateIndex | None = None
+
+
+def _tag(record: Record) -> Record:
+    """Rule tags, plus the collected state of the mail files a tagged command touched."""
+    record = default_engine().tag(record)
+    if record.tags and _STATE is not None and record.data_type.startswith("shell:"):
+        states = link_state(record.to_dict(), _STATE)
+        if states:
+            record = dataclasses.replace(record, attributes={**record.attributes, "target_state": states})
+    return record
+
+
 def records_of_entry(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
                      stats: Counter) -> Iterator[Record]:
     """Every tagged record of one manifest entry: its file-system record, then its content."""
-    engine = default_engine()
     for record in FileStatParser().parse(None, ctx):
         stats["filestat"] += 1
-        yield engine.tag(record)
+        yield _tag(record)
     if not entry.get("bundle_path") or entry.get("outcome") not in ("collected", "recovered"):
         return
     path = bundle / entry["bundle_path"]
@@ -82,7 +97,7 @@ def records_of_entry(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
             with path.open("rb") as handle:
                 for record in parser_cls().parse(handle, ctx):
                     count += 1
-                    yield engine.tag(record)
+                    yield _tag(record)
         except Exception as exc:  # a parser must never stop the run
             ctx.warn(f"parser {name} failed after {count} records: {type(exc).__name__}: {exc}")
         stats[name] += count
@@ -112,7 +127,9 @@ def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
                  workers: int = 1) -> dict[str, Any]:
     """Write ``records.jsonl`` and ``parse_warnings.jsonl`` for ``bundle`` into ``out_dir``."""
     bundle, out_dir = Path(bundle), Path(out_dir)
+    global _STATE
     manifest = read_manifest(bundle)
+    _STATE = StateIndex(manifest)
     hosts = _hosts(bundle)
     stats: Counter = Counter()
     warnings: list[dict[str, Any]] = []

@@ -19,14 +19,12 @@ from typing import Any
 
 from collector.atomic import atomic_open
 from collector.timeutil import iso_utc
-from parsers.rules.engine import SEVERITY_RANK, default_engine
-from parsers.shell_command import parse_command_line, resolve_path
+from parsers.rules.engine import SEVERITY_RANK
+from parsers.targets import record_targets
 
 FINDINGS = "findings.md"
 FINDINGS_HTML = "findings.html"
 _STRONG = {"high", "critical"}
-_OBJECT_ATTRIBUTES = ("path", "mailbox", "identity", "Identity", "mailbox_identity", "target_filename",
-                      "TargetFilename", "object_name", "ObjectName", "file_name")
 _BINS = 48
 
 
@@ -72,32 +70,6 @@ def _when(record: dict[str, Any]) -> str:
     if bounds:
         return "undated (" + "; ".join(f"{k}: {iso_utc(v)}" for k, v in sorted(bounds.items())) + ")"
     return "undated"
-
-
-def record_targets(record: dict[str, Any]) -> list[str]:
-    """The mail objects a record is about: paths a command touched, a file, a mailbox."""
-    attributes = record.get("attributes") or {}
-    if record["data_type"].startswith("shell:") and isinstance(attributes.get("command"), str):
-        engine = default_engine()
-        cwd, home = attributes.get("cwd"), attributes.get("home")
-        found = []
-        dialect = "powershell" if record["data_type"].startswith("shell:powershell") else "posix"
-        for command in parse_command_line(attributes["command"], dialect=dialect):
-            words = [a for a in command.args if not a.startswith("-")]
-            words += [target for _, target in command.redirects]
-            words += [a.split("=", 1)[1] for a in command.args if a.startswith("of=")]
-            for word in words:
-                resolved = resolve_path(word, cwd, home)
-                if engine.in_class(resolved, "mail_store", cwd, home):
-                    found.append(resolved)
-        return sorted(set(found))
-    if record["data_type"].startswith("mail:"):
-        return [attributes.get("mailbox") or record["provenance"]["source_path"]]
-    for key in _OBJECT_ATTRIBUTES:
-        value = attributes.get(key)
-        if isinstance(value, str) and value:
-            return [value]
-    return []
 
 
 def _load(records_path: Path) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, list[int]]]:
