@@ -72,6 +72,11 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
                         help="other volume credential, e.g. startup_key:/path/key.bek")
 
 
+def _scheduler_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="run the parse and sort stages on this Dask scheduler (extra: dask)")
+
+
 def _timeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tz", default="UTC", help="time zone for l2tcsv (Timesketch files stay UTC)")
     parser.add_argument("--since", type=parse_time_option, metavar="TIME",
@@ -112,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _timeline_options(run)
     run.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
                      help="parser processes (default: the number of cores); output is identical for any N")
+    _scheduler_option(run)
 
     col = sub.add_parser("collect", help="acquire artifacts into a bundle directory",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,16 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     par = sub.add_parser("parse", help="parse a bundle into records.jsonl", epilog=EXIT_CODES,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    par.add_argument("bundle", type=Path, help="bundle (directory or .zip) written by collect")
+    par.add_argument("bundle", help="bundle (directory, .zip, or with --scheduler a URL such as "
+                     "s3://bucket/case/bundle) written by collect")
     par.add_argument("-o", "--output", required=True, type=Path, help="directory for records.jsonl")
     par.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
                      help="parser processes (default: the number of cores)")
+    _scheduler_option(par)
 
     tim = sub.add_parser("timeline", help="build the super-timeline from records.jsonl",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     tim.add_argument("records", nargs="+", type=Path,
                      help="records.jsonl files or output directories that hold one")
     tim.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    _scheduler_option(tim)
     _timeline_options(tim)
 
     ver = sub.add_parser("verify", help="re-hash a bundle against its manifest", epilog=EXIT_CODES,
@@ -185,9 +194,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = collect(source, out / "bundle", artifacts=artifacts, extra_paths=args.path,
                              quiet=args.quiet)
             stage = "parse"
-            parsed = parse_bundle(out / "bundle", out, quiet=args.quiet, workers=args.workers)
+            parsed = _parse(out / "bundle", out, args)
             stage = "timeline"
-            built = build_timeline([out / RECORDS], out, quiet=args.quiet, options=_options(args))
+            built = _timeline([out / RECORDS], out, args)
             stage = "findings"
             result, findings = write_findings(out / RECORDS, out)
     except KeyboardInterrupt:
@@ -253,9 +262,31 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse(bundle: str | Path, out: Path, args: argparse.Namespace) -> dict:
+    if args.scheduler:
+        from timeline.distributed import parse_bundle_dask
+
+        return parse_bundle_dask(str(bundle), out, args.scheduler, quiet=args.quiet)
+    return parse_bundle(bundle, out, quiet=args.quiet, workers=args.workers)
+
+
+def _timeline(files: list[Path], out: Path, args: argparse.Namespace) -> dict:
+    if args.scheduler:
+        from timeline.distributed import build_timeline_dask
+
+        return build_timeline_dask(files, out, args.scheduler, _options(args), quiet=args.quiet)
+    return build_timeline(files, out, quiet=args.quiet, options=_options(args))
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
-    with RunLog(None, args.quiet), bundle_directory(args.bundle) as bundle:
-        parsed = parse_bundle(bundle, args.output, quiet=args.quiet, workers=args.workers)
+    if "://" in args.bundle:  # a bundle URL every Dask worker can reach
+        if not args.scheduler:
+            raise InboxtrailError("a bundle URL needs --scheduler (workers read it through fsspec)")
+        with RunLog(None, args.quiet):
+            parsed = _parse(args.bundle, args.output, args)
+    else:
+        with RunLog(None, args.quiet), bundle_directory(args.bundle) as bundle:
+            parsed = _parse(bundle, args.output, args)
     _say(args, f"parsed: {parsed['records']} records, {parsed['tagged']} tagged, "
                f"{parsed['warnings']} warnings -> {args.output / RECORDS}")
     return 0
@@ -264,7 +295,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
 def cmd_timeline(args: argparse.Namespace) -> int:
     files = [p / RECORDS if p.is_dir() else p for p in args.records]
     with RunLog(None, args.quiet):
-        built = build_timeline(files, args.output, quiet=args.quiet, options=_options(args))
+        built = _timeline(files, args.output, args)
     _say(args, f"timeline: {built['rows']} rows -> {args.output}")
     return 0
 

@@ -19,7 +19,7 @@ import shutil
 import signal
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,41 +123,38 @@ def _parse_task(task: tuple[str, str, dict[str, Any], dict[str, str]]) -> tuple[
     return name, dict(stats), ctx.warnings, tagged
 
 
-def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
-                 workers: int = 1) -> dict[str, Any]:
-    """Write ``records.jsonl`` and ``parse_warnings.jsonl`` for ``bundle`` into ``out_dir``."""
-    bundle, out_dir = Path(bundle), Path(out_dir)
-    global _STATE
-    manifest = read_manifest(bundle)
-    _STATE = StateIndex(manifest)
-    hosts = _hosts(bundle)
+def _drain(name: str) -> Iterator[str]:
+    """Lines of a worker's temporary records file, which is removed once read."""
+    try:
+        with open(name, encoding="utf-8") as part:
+            yield from part
+    finally:
+        os.unlink(name)
+
+
+def write_results(results: Iterable[tuple[Iterable[str], dict, list, int]], out_dir: Path,
+                  total_files: int, quiet: bool = False) -> dict[str, Any]:
+    """Write per-file results, in the order given, to ``records.jsonl`` and the warnings file.
+
+    Each result is (record lines, per-parser counts, warnings, number of tagged records); both
+    the local process pool and a Dask cluster hand their results here in manifest order.
+    """
     stats: Counter = Counter()
     warnings: list[dict[str, Any]] = []
     total = tagged = 0
-    out_dir.mkdir(parents=True, exist_ok=True)
-    temp_dir = tempfile.mkdtemp(prefix=".parse.", dir=out_dir)
-    tasks = [(str(bundle), temp_dir, entry, hosts) for entry in manifest]
-    bar = progress(total=len(tasks), desc="parse", unit="file", quiet=quiet)
-    pool = (multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
-            if workers > 1 and len(tasks) > 1 else None)
+    bar = progress(total=total_files, desc="parse", unit="file", quiet=quiet)
     try:
-        results = pool.imap(_parse_task, tasks) if pool else map(_parse_task, tasks)
         with atomic_open(out_dir / RECORDS, "w", newline="\n") as out:
-            for name, file_stats, file_warnings, file_tagged in results:
-                with open(name, encoding="utf-8") as part:
-                    for line in part:
-                        out.write(line)
-                        total += 1
-                os.unlink(name)
+            for lines, file_stats, file_warnings, file_tagged in results:
+                for line in lines:
+                    out.write(line if line.endswith("\n") else line + "\n")
+                    total += 1
                 stats.update(file_stats)
                 warnings.extend(file_warnings)
                 tagged += file_tagged
                 bar.update(1)
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
-        shutil.rmtree(temp_dir, ignore_errors=True)
     for warning in warnings:
         offset = f" @{warning['offset']}" if warning["offset"] is not None else ""
         log.warning("%s%s: %s", warning["path"], offset, warning["message"])
@@ -166,3 +163,26 @@ def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
             out.write(json.dumps(warning, ensure_ascii=False, sort_keys=True) + "\n")
     log.info("parsed %d records (%d tagged), %d warnings", total, tagged, len(warnings))
     return {"records": total, "tagged": tagged, "warnings": len(warnings), "per_parser": dict(stats)}
+
+
+def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
+                 workers: int = 1) -> dict[str, Any]:
+    """Write ``records.jsonl`` and ``parse_warnings.jsonl`` for ``bundle`` into ``out_dir``."""
+    global _STATE
+    bundle, out_dir = Path(bundle), Path(out_dir)
+    manifest = read_manifest(bundle)
+    _STATE = StateIndex(manifest)
+    hosts = _hosts(bundle)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temp_dir = tempfile.mkdtemp(prefix=".parse.", dir=out_dir)
+    tasks = [(str(bundle), temp_dir, entry, hosts) for entry in manifest]
+    pool = (multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
+            if workers > 1 and len(tasks) > 1 else None)
+    try:
+        raw = pool.imap(_parse_task, tasks) if pool else map(_parse_task, tasks)
+        results = ((_drain(name), stats, warnings, tagged) for name, stats, warnings, tagged in raw)
+        return write_results(results, out_dir, len(tasks), quiet=quiet)
+    finally:
+        if pool is not None:
+            pool.terminate()
+        shutil.rmtree(temp_dir, ignore_errors=True)

@@ -13,7 +13,7 @@ import bisect
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,22 +104,20 @@ def _near(times: list[int], timestamp: int, window_us: int) -> bool:
     return index < len(times) and times[index] <= timestamp + window_us
 
 
-def build_timeline(records_files: list[Path], out_dir: str | Path, tz: str = "UTC",
-                   quiet: bool = False, options: TimelineOptions | None = None) -> dict[str, Any]:
-    """Sort every row of ``records_files`` and write the three timeline files into ``out_dir``."""
-    options = options or TimelineOptions(tz=tz)
-    out_dir = Path(out_dir)
-    for path in records_files:
-        if not path.is_file():
-            raise BundleError(f"records file not found: {path}")
-    attribute_names, tagged = _first_pass(records_files, options)
-    columns = columns_for(attribute_names)
-    l2t = L2tFormatter(options.tz)
-    window = options.context_seconds * 1_000_000
-    sorter = ExternalSorter()
-    bar = progress(desc="timeline", unit="row", quiet=quiet)
-    formatter = RecordFormatter(columns)
-    for record in _records(records_files):
+class LineFormatter:
+    """Turns records into sortable lines: sort key, then the row as CSV, JSONL and l2tcsv text."""
+
+    def __init__(self, columns: list[str], options: TimelineOptions,
+                 tagged: dict[str, list[int]]) -> None:
+        self._formatter = RecordFormatter(columns)
+        self._l2t = L2tFormatter(options.tz)
+        self._options = options
+        self._tagged = tagged
+        self._window = options.context_seconds * 1_000_000
+
+    def lines(self, record: dict[str, Any]) -> Iterator[str]:
+        """The lines of one record's rows (after the time window and evidence filters)."""
+        options, formatter = self._options, self._formatter
         base = base_row(record)
         csv_tail, json_tail = formatter.prepare(base)
         rows = list(rows_for_record(record, base))
@@ -127,24 +125,35 @@ def build_timeline(records_files: list[Path], out_dir: str | Path, tz: str = "UT
             rows = [r for r in rows if (options.since is None or r["timestamp"] >= options.since)
                     and (options.until is None or r["timestamp"] <= options.until)]
         if options.evidence_only and not record.get("tags"):
-            times = tagged.get(record.get("host") or "", [])
-            rows = [r for r in rows if _near(times, r["timestamp"], window)]
+            times = self._tagged.get(record.get("host") or "", [])
+            rows = [r for r in rows if _near(times, r["timestamp"], self._window)]
         start = 0
         while start < len(rows):  # rows of one record sharing a timestamp form one l2t line
             end = start + 1
             while end < len(rows) and rows[end]["timestamp"] == rows[start]["timestamp"]:
                 end += 1
             group = rows[start:end]
-            l2t_text = _escape(l2t.line(group))
+            l2t_text = _escape(self._l2t.line(group))
             for index, row in enumerate(group):
                 stamp, desc, text = row["timestamp"], row["timestamp_desc"], row["datetime"]
-                sorter.add(sort_key(stamp, record, desc) + _SEP
-                           + _escape(formatter.csv_line(text, stamp, desc, csv_tail)) + _SEP
-                           + formatter.jsonl_line(text, stamp, desc, json_tail) + _SEP
-                           + (l2t_text if index == 0 else ""))
-            bar.update(len(group))
+                yield (sort_key(stamp, record, desc) + _SEP
+                       + _escape(formatter.csv_line(text, stamp, desc, csv_tail)) + _SEP
+                       + formatter.jsonl_line(text, stamp, desc, json_tail) + _SEP
+                       + (l2t_text if index == 0 else ""))
             start = end
-    bar.close()
+
+
+def plan(records_files: list[Path], options: TimelineOptions) -> tuple[list[str], dict[str, list[int]]]:
+    """Pass 1: the CSV columns and, for ``--evidence-only``, the tagged times per host."""
+    for path in records_files:
+        if not path.is_file():
+            raise BundleError(f"records file not found: {path}")
+    attribute_names, tagged = _first_pass(records_files, options)
+    return columns_for(attribute_names), tagged
+
+
+def write_outputs(sorted_lines: Iterable[str], out_dir: Path, columns: list[str]) -> dict[str, Any]:
+    """The final merge loop: split sorted lines into the three files, dropping exact duplicates."""
     written = duplicates = 0
     text = {"errors": "backslashreplace"}  # a lone surrogate left anywhere becomes \udcNN text
     with atomic_open(out_dir / TIMESKETCH_CSV, "w", newline="", **text) as csv_out, \
@@ -153,7 +162,7 @@ def build_timeline(records_files: list[Path], out_dir: str | Path, tz: str = "UT
         csv_out.write(csv_header(columns) + "\n")
         l2t_out.write(header_line() + "\n")
         previous = None
-        for line in sorter.sorted_lines():
+        for line in sorted_lines:
             payload = line.split(_SEP, 1)[1]
             if payload == previous:
                 duplicates += 1
@@ -166,8 +175,27 @@ def build_timeline(records_files: list[Path], out_dir: str | Path, tz: str = "UT
                 l2t_out.write(_unescape(l2t_text) + "\n")
             written += 1
     log.info("timeline: %d rows (%d duplicates dropped)", written, duplicates)
-    return {"rows": written, "duplicates": duplicates, "spilled_runs": sorter.spilled_runs,
+    return {"rows": written, "duplicates": duplicates,
             "files": [str(out_dir / n) for n in (TIMESKETCH_CSV, TIMESKETCH_JSONL, L2TCSV)]}
+
+
+def build_timeline(records_files: list[Path], out_dir: str | Path, tz: str = "UTC",
+                   quiet: bool = False, options: TimelineOptions | None = None) -> dict[str, Any]:
+    """Sort every row of ``records_files`` and write the three timeline files into ``out_dir``."""
+    options = options or TimelineOptions(tz=tz)
+    out_dir = Path(out_dir)
+    columns, tagged = plan(records_files, options)
+    formatter = LineFormatter(columns, options, tagged)
+    sorter = ExternalSorter()
+    bar = progress(desc="timeline", unit="record", quiet=quiet)
+    for record in _records(records_files):
+        for line in formatter.lines(record):
+            sorter.add(line)
+        bar.update(1)
+    bar.close()
+    result = write_outputs(sorter.sorted_lines(), out_dir, columns)
+    result["spilled_runs"] = sorter.spilled_runs
+    return result
 
 
 def parse_time_option(text: str) -> int:
