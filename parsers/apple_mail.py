@@ -161,7 +161,13 @@ class _Snapshots:
     def connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         conn.row_factory = sqlite3.Row
+        # Text that is not UTF-8 (a damaged page) is kept losslessly instead of raising.
+        conn.text_factory = _surrogateescape
         return conn
+
+
+def _surrogateescape(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class AppleMailEnvelopeParser(Parser):
@@ -219,8 +225,8 @@ class AppleMailEnvelopeParser(Parser):
             try:
                 snapshots = _Snapshots(tmp, main, wal if wal_info else None, wal_info)
                 yield from self._parse_snapshots(snapshots, local, ctx)
-            except sqlite3.DatabaseError as exc:
-                ctx.warn(f"Envelope Index unreadable: {exc}")
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # SQLite's error text can be
+                ctx.warn(f"Envelope Index unreadable: {exc}")  # invalid UTF-8 from a damaged schema
 
     # -- the work -----------------------------------------------------------------------------
     def _parse_snapshots(self, snapshots: _Snapshots, local: Path | None,
@@ -253,7 +259,7 @@ class AppleMailEnvelopeParser(Parser):
                             removed[rowid] = (data, label)
                 finally:
                     conn.close()
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
                 ctx.warn(f"{label}: unreadable ({exc})")
         final = _Snapshots.connect(snapshots.paths[-1])
         try:

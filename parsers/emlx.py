@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from typing import Any, BinaryIO
+from xml.parsers.expat import ExpatError
 
 from parsers.base import ParseContext, Parser
 from parsers.mbox import decode_header_value, parse_rfc2822_date
@@ -161,7 +162,8 @@ class EmlxParser(Parser):
             try:
                 loaded = plistlib.loads(tail.strip())
                 plist = loaded if isinstance(loaded, dict) else {}
-            except (plistlib.InvalidFileException, ValueError, SyntaxError) as exc:
+            except (plistlib.InvalidFileException, ValueError, SyntaxError, ExpatError, OverflowError,
+                    RecursionError) as exc:  # hostile XML or binary plists raise all of these
                 ctx.warn(f"unreadable property list: {exc}", plist_offset)
                 corrupted = True
         match = _NAME.match(name)
