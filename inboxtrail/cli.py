@@ -12,6 +12,7 @@ import logging
 import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -233,7 +234,10 @@ def _mark_interrupted(report_path: Path, stage: str) -> None:
 
 
 def _timeline_name(description: str) -> str:
-    name = Path(description.rstrip("/")).name or "live"
+    if description.startswith("live:"):
+        name = f"live {socket.gethostname()}"
+    else:
+        name = Path(description.rstrip("/")).name or description
     return shlex.quote(f"inboxtrail {name}")
 
 
