@@ -3,7 +3,8 @@
 Like plaso, rows of one record that share a timestamp are written as one line whose MACB column
 combines their letters and whose ``type`` joins their descriptions with ``; ``; delimiters inside
 values become spaces. Unlike plaso, line breaks inside values become spaces too, so that every
-event stays on one line for grep and spreadsheet users.
+event stays on one line for grep and spreadsheet users, formula-like cells are neutralised and
+cells holding quotes are quoted (see :func:`_field`).
 """
 
 from __future__ import annotations
@@ -74,11 +75,27 @@ def source_of(data_type: str) -> tuple[str, str]:
     return "LOG", data_type
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _field(value: Any) -> str:
+    """One l2tcsv cell, safe for spreadsheets and CSV readers.
+
+    Policy (this is the CSV meant for spreadsheets; the Timesketch files keep raw values):
+    commas and line breaks become spaces, as plaso does for commas; a cell that a spreadsheet
+    would evaluate as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR, other than
+    the ``-`` placeholder for "no value") gets a leading ``'``; a cell holding ``"`` is quoted,
+    with inner quotes doubled, so that a stray quote can never swallow the rest of the line.
+    """
     text = "-" if value is None or value == "" else str(value)
+    if text.startswith(_FORMULA_START) and text != "-":
+        text = "'" + text
     if "\n" in text or "\r" in text:
         text = _LINE_BREAKS.sub(" ", text)
-    return text.replace(",", " ")
+    text = text.replace(",", " ")
+    if '"' in text:
+        text = '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def header_line() -> str:

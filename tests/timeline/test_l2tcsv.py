@@ -39,3 +39,30 @@ def test_reference_rows(linux_run: Path):
     grouped = next(row for row in carol if row[1] == "14:32:10")
     assert grouped[3] == "..C." and grouped[6] == "Deletion Time; Metadata Modification Time"
     assert grouped[13] == "75"
+
+
+def test_hostile_cells_cannot_bite(tmp_path: Path):
+    import csv as csv_module
+    import json as json_module
+
+    from parsers.record import Provenance, Record
+    from timeline.build import build_timeline
+
+    values = ["=HYPERLINK(\"http://x\",\"y\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx",
+              'say "hi", then "bye"', "multi\nline, text", '"unbalanced']
+    records = [Record(data_type="shell:bash:command", message=v, parser="bash_history", order=i,
+                      provenance=Provenance(bundle_path="b", source_path="/h/.bash_history", sha256=None),
+                      timestamps={"Command Executed Time": 1_700_000_000_000_000 + i},
+                      attributes={"command": v}) for i, v in enumerate(values)]
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(r.to_json() + "\n" for r in records))
+    build_timeline([path], tmp_path)
+    with (tmp_path / "timeline.l2t.csv").open(newline="") as handle:
+        rows = list(csv_module.reader(handle))
+    assert len(rows) == 1 + len(values) and all(len(row) == 17 for row in rows)
+    descs = [row[10] for row in rows[1:]]
+    for desc in descs:
+        assert not desc.startswith(("=", "+", "@", "\t", "\r")) and not (desc.startswith("-") and desc != "-")
+    assert "'=HYPERLINK(\"http://x\" \"y\")" in descs and 'say "hi"  then "bye"' in descs
+    jsonl = [json_module.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    assert sorted(r["command"] for r in jsonl) == sorted(values)  # raw values intact in JSONL
