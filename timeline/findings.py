@@ -19,6 +19,7 @@ from typing import Any
 
 from collector.atomic import atomic_open
 from collector.timeutil import iso_utc
+from parsers.evtx_correlate import export_then_removed
 from parsers.rules.engine import SEVERITY_RANK
 from parsers.targets import record_targets
 
@@ -100,10 +101,34 @@ def _load(records_path: Path) -> tuple[list[dict[str, Any]], dict[str, int], dic
     return tagged, recovered, series
 
 
+def _export_stories(tagged: list[dict[str, Any]]) -> tuple[dict[str, Story], set[int]]:
+    """Stories for mailbox exports whose request was removed soon after (see evtx_correlate)."""
+    by_place = {(r["provenance"]["source_path"], r["order"]): index for index, r in enumerate(tagged)}
+    stories: dict[str, Story] = {}
+    used: set[int] = set()
+    for finding in export_then_removed(tagged):
+        made, gone = finding["created"], finding["removed"]
+        indexes = [by_place.get((part["source_path"], part["order"])) for part in (made, gone)]
+        if None in indexes:
+            continue
+        who = made["mailbox"] or gone["mailbox"] or made["host"] or "?"
+        key = f"export:{who}"
+        title = (f"mailbox {who}: exported, then the export request removed "
+                 f"{finding['seconds_between']} s later ({finding['rule']}, {finding['technique']})")
+        story = stories.setdefault(key, Story(key=key, title=title))  # one story per mailbox
+        for index in indexes:
+            if index not in used:
+                story.records.append(tagged[index])
+                used.add(index)
+    return stories, used
+
+
 def build_stories(tagged: list[dict[str, Any]], recovered: dict[str, int]) -> list[Story]:
     """Group tagged records into stories (by object, else by rule), oldest story first."""
-    stories: dict[str, Story] = {}
-    for record in tagged:
+    stories, used = _export_stories(tagged)
+    for index, record in enumerate(tagged):
+        if index in used:
+            continue
         targets = record_targets(record)
         if targets:
             key = targets[0].lower() if "\\" in targets[0] or ":" in targets[0][:3] else targets[0]

@@ -55,3 +55,18 @@ def test_html_renders_in_headless_chromium(linux_run: Path, tmp_path: Path):
     pixels = {colour for _, colour in colours}
     assert (0xB7, 0x1C, 0x1C) in pixels  # the red "evidence found" banner
     assert (0xD6, 0x27, 0x28) in pixels  # deletion evidence bars in the chart
+
+
+def test_export_then_removed_is_one_story(tmp_path: Path):
+    from inboxtrail.cli import main
+    from tests.fixtures.evtx_scenarios import write_mail_clearing_logs
+
+    write_mail_clearing_logs(tmp_path / "logs")
+    out = tmp_path / "out"
+    assert main(["-q", "run", str(tmp_path / "logs"), "-o", str(out)]) == 0
+    text = (out / "findings.md").read_text(encoding="utf-8")
+    assert "**Mail clearing: evidence found**" in text
+    story = text.split("mailbox ceo: exported, then the export request removed", 1)[1].split("\n## ", 1)[0]
+    assert "exchange_export_then_removed, T1070.008" in story
+    assert story.index("New-MailboxExportRequest") < story.index("Remove-MailboxExportRequest")
+    assert text.count("mailbox ceo: exported") == 1
