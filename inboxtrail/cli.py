@@ -119,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
                      help="parser processes (default: the number of cores); output is identical for any N")
     _scheduler_option(run)
+    run.add_argument("--timesketch", metavar="URL",
+                     help="upload timeline.jsonl to this Timesketch server (extra: timesketch; "
+                          "password in TIMESKETCH_PASSWORD)")
+    run.add_argument("--timesketch-user", default=os.environ.get("USER", ""), help="Timesketch user")
+    run.add_argument("--timesketch-sketch", type=int, help="add to this sketch id (default: a new sketch)")
 
     col = sub.add_parser("collect", help="acquire artifacts into a bundle directory",
                          epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -216,8 +221,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for finding in findings[:20]:
         _say(args, f"  - {finding['message']}  [{', '.join(finding['tags'])}]")
     _say(args, f"log: {out / 'run.log'}")
-    _say(args, "import into Timesketch with:\n  timesketch_importer --timeline_name "
-               f"{_timeline_name(source.description)} {out / TIMESKETCH_JSONL}")
+    name = _timeline_name(source.description)
+    if args.timesketch:
+        from timeline.upload import upload_timeline
+
+        address = upload_timeline(out / TIMESKETCH_JSONL, args.timesketch, args.timesketch_user,
+                                  shlex.split(name)[0], args.timesketch_sketch)
+        _say(args, f"uploaded to Timesketch: {address}")
+    else:
+        _say(args, "import into Timesketch with:\n  timesketch_importer --timeline_name "
+                   f"{name} {out / TIMESKETCH_JSONL}")
     return 0
 
 

@@ -111,3 +111,13 @@ def test_output_identical_for_any_worker_count(tmp_path, linux_run):
         assert main(["-q", "run", str(LINUX_IMAGE), "--workers", workers, "-o", str(out)]) == 0
         for name in ("records.jsonl", "timeline.csv", "timeline.jsonl", "timeline.l2t.csv"):
             assert (out / name).read_bytes() == (linux_run / name).read_bytes(), (workers, name)
+
+
+def test_timesketch_upload_failure_is_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("timesketch_import_client", reason="timesketch extra not installed")
+    out = tmp_path / "out"
+    # Nothing listens on the discard port: the official client fails, we say so and exit 5.
+    assert main(["-q", "run", str(LINUX_IMAGE), "--timesketch", "http://127.0.0.1:9",
+                 "--timesketch-user", "examiner", "-o", str(out)]) == 5
+    assert "Timesketch upload to http://127.0.0.1:9 failed" in capsys.readouterr().err
+    assert (out / "timeline.jsonl").is_file()  # the run's outputs are complete regardless
