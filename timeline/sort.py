@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 DEFAULT_RUN_ROWS = 200_000
+#: Characters buffered before a run is spilled: keeps peak memory well under 100 MB whatever the
+#: row count (a Python string costs its length plus ~50 bytes).
+DEFAULT_RUN_CHARS = 24_000_000
 
 
 class ExternalSorter:
@@ -22,6 +25,7 @@ class ExternalSorter:
     def __init__(self, temp_dir: str | None = None, run_rows: int | None = None) -> None:
         self._temp = tempfile.TemporaryDirectory(prefix="inboxtrail-sort-", dir=temp_dir)
         self._run_rows = run_rows or DEFAULT_RUN_ROWS
+        self._chars = 0
         self._buffer: list[str] = []
         self._runs: list[str] = []
         self.count = 0
@@ -31,7 +35,8 @@ class ExternalSorter:
         """Queue one line (no ``\\n`` inside)."""
         self._buffer.append(line)
         self.count += 1
-        if len(self._buffer) >= self._run_rows:
+        self._chars += len(line)
+        if len(self._buffer) >= self._run_rows or self._chars >= DEFAULT_RUN_CHARS:
             self._spill()
 
     def _spill(self) -> None:
@@ -43,6 +48,7 @@ class ExternalSorter:
             handle.write("\n")
         self._runs.append(path)
         self._buffer = []
+        self._chars = 0
         self.spilled_runs = len(self._runs)
 
     def sorted_lines(self) -> Iterator[str]:
