@@ -77,8 +77,12 @@ class BundleWriter:
         line = self._base_line(entry, ctx)
         if entry.kind == "symlink":
             line.update(outcome="empty", reason=f"symbolic link to {entry.link_target!r}, not followed")
+        elif entry.kind == "dir" and entry.deleted:
+            line.update(outcome="empty", reason="deleted directory; its entries have lines of their own")
         elif entry.kind not in ("file",):
             line.update(outcome="failed", reason=f"not a regular file ({entry.kind})")
+        elif not entry.deleted and entry.opener is None:
+            line.update(outcome="empty", reason="the file system holds no data stream for it")
         elif entry.deleted and entry.opener is None:
             line.update(outcome="missing", reason=(
                 "deleted entry; its inode was reallocated to another file" if
@@ -138,6 +142,9 @@ class BundleWriter:
             return
         except OSError as exc:
             line.update(outcome="failed", reason=f"read error: {exc}")
+            return
+        except Exception as exc:  # a library failing on hostile metadata must not stop the run
+            line.update(outcome="failed", reason=f"read error: {type(exc).__name__}: {exc}")
             return
         self.bytes_collected += size
         line.update(bundle_path=relative, sha256=sha256.hexdigest(), md5=md5.hexdigest())

@@ -49,12 +49,14 @@ def glob(fs: FileSystemView, pattern: str, with_deleted: bool = True) -> Iterato
     Args:
         fs: the file system to search.
         pattern: absolute pattern such as ``/var/mail/*`` or ``/home/*/.mozilla/**``.
-        with_deleted: also list unallocated entries the file system still holds.
+        with_deleted: also list unallocated entries the file system still holds, including the
+            contents of deleted directories.
     """
     segments = [s for s in pattern.split("/") if s]
     found = False
     reasons: list[str] = []
-    for item in _walk(fs, "/", segments, pattern, with_deleted, reasons, 0):
+    walker = _Walker(fs, pattern, with_deleted, reasons)
+    for item in walker.walk("/", segments, 0, deleted_dir=False):
         found = True
         yield item
     if not found:
@@ -62,56 +64,76 @@ def glob(fs: FileSystemView, pattern: str, with_deleted: bool = True) -> Iterato
         yield GlobMiss(pattern=pattern, reason=reason)
 
 
-def _walk(fs: FileSystemView, base: str, segments: list[str], pattern: str, with_deleted: bool,
-          reasons: list[str], depth: int) -> Iterator[GlobHit]:
-    if not segments:
-        return
-    head, rest = segments[0], segments[1:]
-    if head == "**":
-        if depth >= MAX_RECURSION_DEPTH:
-            reasons.append(f"recursion limit {MAX_RECURSION_DEPTH} reached under {base}")
-            return
-        # '**' matches zero directories, then any one directory followed by '**' again.
-        if rest:
-            yield from _walk(fs, base, rest, pattern, with_deleted, reasons, depth)
-        else:
-            yield from _walk(fs, base, ["*"], pattern, with_deleted, reasons, depth)
-        for child in _children(fs, base, reasons):
-            if child.kind == "dir":
-                yield from _walk(fs, child.location, segments, pattern, with_deleted, reasons,
-                                 depth + 1)
-        return
+class _Walker:
+    """One pattern's walk. In a deleted directory every child comes from the deleted listing."""
 
-    if _GLOB_CHARS.search(head):
-        regex = _matcher(head, fs.case_sensitive)
-        candidates = [c for c in _children(fs, base, reasons) if regex.fullmatch(c.name)]
-    else:
-        entry = fs.stat(_join(base, head))
-        if entry is None:
-            reasons.append(f"{_join(base, head)} does not exist")
-        candidates = [entry] if entry is not None else []
-        regex = None
+    def __init__(self, fs: FileSystemView, pattern: str, with_deleted: bool, reasons: list[str]) -> None:
+        self.fs, self.pattern, self.with_deleted, self.reasons = fs, pattern, with_deleted, reasons
 
-    for entry in candidates:
-        if rest:
-            if entry.kind == "dir":
-                yield from _walk(fs, entry.location, rest, pattern, with_deleted, reasons, depth)
-            elif entry.kind == "symlink":
-                # Recorded, not followed: the examiner sees where it pointed.
-                yield GlobHit(entry=entry, pattern=pattern)
-        elif entry.kind in ("file", "symlink", "other"):
-            yield GlobHit(entry=entry, pattern=pattern)
-
-    if with_deleted and not rest:
-        regex = regex or _matcher(head, fs.case_sensitive)
+    def _deleted(self, base: str) -> list[SourceFile]:
+        if not self.with_deleted:
+            return []
         try:
-            deleted = list(fs.deleted_entries(base))
+            return list(self.fs.deleted_entries(base))
         except OSError as exc:
-            reasons.append(f"deleted entries of {base} unreadable: {exc}")
-            deleted = []
-        for entry in deleted:
-            if entry.kind != "dir" and regex.fullmatch(entry.name):
-                yield GlobHit(entry=entry, pattern=pattern)
+            self.reasons.append(f"deleted entries of {base} unreadable: {exc}")
+            return []
+
+    def _matches(self, segment: str, name: str) -> bool:
+        if _GLOB_CHARS.search(segment):
+            return bool(_matcher(segment, self.fs.case_sensitive).fullmatch(name))
+        return name == segment if self.fs.case_sensitive else name.casefold() == segment.casefold()
+
+    def walk(self, base: str, segments: list[str], depth: int, deleted_dir: bool) -> Iterator[GlobHit]:
+        if not segments:
+            return
+        head, rest = segments[0], segments[1:]
+        if head == "**":
+            if depth >= MAX_RECURSION_DEPTH:
+                self.reasons.append(f"recursion limit {MAX_RECURSION_DEPTH} reached under {base}")
+                return
+            # '**' matches zero directories, then any one directory followed by '**' again.
+            yield from self.walk(base, rest or ["*"], depth, deleted_dir)
+            children = self._deleted(base) if deleted_dir else _children(self.fs, base, self.reasons)
+            for child in children:
+                if child.kind == "dir":
+                    yield from self.walk(child.location, segments, depth + 1, deleted_dir)
+            if not deleted_dir:  # deleted folders inside a live one
+                for child in self._deleted(base):
+                    if child.kind == "dir":
+                        yield GlobHit(entry=child, pattern=self.pattern)  # the folder is evidence too
+                        yield from self.walk(child.location, segments, depth + 1, True)
+            return
+
+        if deleted_dir:
+            candidates = [c for c in self._deleted(base) if self._matches(head, c.name)]
+        elif _GLOB_CHARS.search(head):
+            candidates = [c for c in _children(self.fs, base, self.reasons) if self._matches(head, c.name)]
+        else:
+            entry = self.fs.stat(_join(base, head))
+            if entry is None:
+                self.reasons.append(f"{_join(base, head)} does not exist")
+            candidates = [entry] if entry is not None else []
+
+        for entry in candidates:
+            if rest:
+                if entry.kind == "dir":
+                    yield from self.walk(entry.location, rest, depth, deleted_dir or entry.deleted)
+                elif entry.kind == "symlink":
+                    # Recorded, not followed: the examiner sees where it pointed.
+                    yield GlobHit(entry=entry, pattern=self.pattern)
+            elif entry.kind in ("file", "symlink", "other") or entry.deleted:
+                yield GlobHit(entry=entry, pattern=self.pattern)
+
+        if deleted_dir or not self.with_deleted:
+            return
+        for entry in self._deleted(base):  # deleted names in a live directory
+            if not self._matches(head, entry.name):
+                continue
+            if not rest:
+                yield GlobHit(entry=entry, pattern=self.pattern)
+            elif entry.kind == "dir":
+                yield from self.walk(entry.location, rest, depth, True)
 
 
 def _children(fs: FileSystemView, base: str, reasons: list[str]) -> list[SourceFile]:

@@ -12,7 +12,7 @@ import functools
 import os
 from collections.abc import Iterator
 
-from dfvfs.helpers import volume_scanner
+from dfvfs.helpers import source_scanner, volume_scanner
 from dfvfs.lib import definitions as dfvfs_definitions
 from dfvfs.lib import errors as dfvfs_errors
 from dfvfs.path import factory as path_spec_factory
@@ -24,6 +24,12 @@ from collector.tsk_deleted import TskDeletedLister
 
 _TIME_ATTRIBUTES = {"mtime": "modification_time", "atime": "access_time",
                     "ctime": "change_time", "crtime": "creation_time"}
+#: Scanner results that are just the file (or its container), not a volume inside it.
+_CONTAINER_ONLY = {dfvfs_definitions.TYPE_INDICATOR_OS, dfvfs_definitions.TYPE_INDICATOR_RAW,
+                   dfvfs_definitions.TYPE_INDICATOR_EWF, dfvfs_definitions.TYPE_INDICATOR_QCOW,
+                   dfvfs_definitions.TYPE_INDICATOR_VHDI, dfvfs_definitions.TYPE_INDICATOR_VMDK,
+                   dfvfs_definitions.TYPE_INDICATOR_MODI, dfvfs_definitions.TYPE_INDICATOR_PHDI,
+                   dfvfs_definitions.TYPE_INDICATOR_FAKE}
 _CASE_INSENSITIVE = {dfvfs_definitions.TYPE_INDICATOR_NTFS, dfvfs_definitions.TYPE_INDICATOR_FAT,
                      dfvfs_definitions.TYPE_INDICATOR_HFS, dfvfs_definitions.TYPE_INDICATOR_TSK}
 
@@ -61,11 +67,14 @@ class _DfvfsReader:
 
 
 def _open_entry(file_entry: object) -> _DfvfsReader:
-    return _DfvfsReader(file_entry.GetFileObject())
+    return _open_stream(file_entry, "")
 
 
 def _open_stream(file_entry: object, stream: str) -> _DfvfsReader:
-    return _DfvfsReader(file_entry.GetFileObject(data_stream_name=stream))
+    file_object = file_entry.GetFileObject(data_stream_name=stream)
+    if file_object is None:  # e.g. NTFS $Secure: no unnamed $DATA stream
+        raise OSError(f"no {'data stream ' + repr(stream) if stream else 'unnamed data stream'} to read")
+    return _DfvfsReader(file_object)
 
 
 def _timestamp(value: object) -> int | None:
@@ -79,17 +88,21 @@ def _timestamp(value: object) -> int | None:
 
 
 def _inode_of(file_entry: object) -> int | None:
+    """The inode / MFT entry number (NTFS file references are cut to their 48-bit entry)."""
     path_spec = file_entry.path_spec
+    ntfs = path_spec.type_indicator == dfvfs_definitions.TYPE_INDICATOR_NTFS
     for attribute in ("inode", "mft_entry", "identifier"):
         value = getattr(path_spec, attribute, None)
         if value is not None:
-            return int(value)
+            return int(value) & 0xFFFFFFFFFFFF if ntfs else int(value)
     try:
         stat_attribute = file_entry.GetStatAttribute()
     except (dfvfs_errors.Error, OSError, AttributeError):
         return None
     value = getattr(stat_attribute, "inode_number", None)
-    return int(value) if value is not None else None
+    if value is None:
+        return None
+    return int(value) & 0xFFFFFFFFFFFF if ntfs else int(value)
 
 
 def _path_spec_chain(path_spec: object) -> list[str]:
@@ -150,12 +163,21 @@ class DfvfsFileSystem(FileSystemView):
             except (dfvfs_errors.Error, OSError):
                 link = None
         opener = None
-        if kind == "file":
+        if kind == "file" and self._has_default_stream(file_entry):
             opener = functools.partial(_open_entry, file_entry)
         size = int(file_entry.size or 0) if kind == "file" else 0
         return SourceFile(location=location, name=location.rsplit("/", 1)[-1], kind=kind,
                           size=size, times=times, inode=inode, provenance=self.provenance,
                           link_target=link, opener=opener)
+
+    def _has_default_stream(self, file_entry: object) -> bool:
+        """NTFS metadata files such as ``$Secure`` have no unnamed $DATA stream to read."""
+        if self.type_indicator != dfvfs_definitions.TYPE_INDICATOR_NTFS:
+            return True
+        try:
+            return any(not stream.name for stream in file_entry.data_streams)
+        except (dfvfs_errors.Error, OSError):
+            return True
 
     # -- FileSystemView --------------------------------------------------------------------------
     def stat(self, location: str) -> SourceFile | None:
@@ -224,7 +246,8 @@ class DfvfsFileSystem(FileSystemView):
                 raise OSError("no volume below the file system")
             size = volume.get_size()
             self._deleted = TskDeletedLister(_DfvfsReader(volume), size, self.provenance,
-                                             extra_times=self._inode_times)
+                                             extra_times=self._inode_times,
+                                             case_sensitive=self.case_sensitive)
         except (OSError, dfvfs_errors.Error) as exc:
             self._deleted_error = f"The Sleuth Kit cannot open {self.provenance}: {exc}"
         return self._deleted
@@ -243,6 +266,18 @@ class DfvfsFileSystem(FileSystemView):
             return {}
         value = _timestamp(getattr(file_entry, "deletion_time", None))
         return {"dtime": value} if value else {}
+
+
+def _is_storage_image(path: str) -> bool:
+    """Whether dfvfs sees a disk image (a partition table, say) even without file systems."""
+    scanner = source_scanner.SourceScanner()
+    context = source_scanner.SourceScannerContext()
+    context.OpenSourcePath(path)
+    try:
+        scanner.Scan(context)
+    except (dfvfs_errors.Error, OSError, RuntimeError):
+        return False
+    return context.source_type == dfvfs_definitions.SOURCE_TYPE_STORAGE_MEDIA_IMAGE
 
 
 class _Mediator(volume_scanner.VolumeScannerMediator):
@@ -318,11 +353,19 @@ class ImageSource(Source):
         # Without a file system the scanner hands back the container itself (even the bare OS
         # file): that is not something we can walk, and walking an OS path spec would read the
         # examiner's own machine.
+        found = self._base_path_specs
         self._base_path_specs = [
-            spec for spec in self._base_path_specs
+            spec for spec in found
             if spec.type_indicator in dfvfs_definitions.FILE_SYSTEM_TYPE_INDICATORS
             and spec.type_indicator != dfvfs_definitions.TYPE_INDICATOR_FAKE]
-        if not self._base_path_specs:
+        volumes = [spec for spec in found if spec not in self._base_path_specs
+                   and spec.type_indicator not in _CONTAINER_ONLY]
+        for spec in volumes:  # a partition table whose volumes hold nothing we can read
+            self._warnings.append(
+                "no supported file system in " + "|".join(_path_spec_chain(spec)[1:]) + "; skipped")
+        if not self._base_path_specs and not volumes and _is_storage_image(self.path):
+            self._warnings.append(f"{path}: a disk image, but no volume holds a supported file system")
+        elif not self._base_path_specs and not volumes:
             raise UnrecognisedSourceError(
                 f"no supported file system found in {path} (is it a disk image?)")
 

@@ -90,31 +90,80 @@ class TskDeletedLister:
     """Lists unallocated entries of one file system, given the bytes of its volume."""
 
     def __init__(self, volume: BinaryIO, volume_size: int, provenance: str,
-                 extra_times: Callable[[int], dict[str, int]] | None = None) -> None:
+                 extra_times: Callable[[int], dict[str, int]] | None = None,
+                 case_sensitive: bool = True) -> None:
         self._img = _VolumeImage(volume, volume_size)
         self._fs = pytsk3.FS_Info(self._img)
         self._provenance = provenance
         self._extra_times = extra_times
+        self._case_sensitive = case_sensitive
+
+    def _meta(self, inode: int) -> object | None:
+        """Metadata of an inode TSK gave no metadata for (NTFS: a freed MFT record is readable)."""
+        if not inode:
+            return None
+        try:
+            return self._fs.open_meta(inode=inode).info.meta
+        except OSError:
+            return None
+
+    def _same(self, name: str, wanted: str) -> bool:
+        return name == wanted if self._case_sensitive else name.casefold() == wanted.casefold()
+
+    def _resolve_dir(self, location: str) -> tuple[int, bool]:
+        """(inode, deleted) of the directory at ``location``, following deleted names too.
+
+        Allocated names win; a path that only exists through unallocated names (a deleted
+        folder, e.g. ``Unistore/data/3``) resolves as long as its records survive.
+        """
+        inode = int(self._fs.info.root_inum)
+        deleted = False
+        for part in (p for p in location.split("/") if p):
+            match: tuple[int, bool] | None = None
+            for entry in self._fs.open_dir(inode=inode):
+                info = entry.info.name
+                if info is None or not self._same(_decode(info.name), part):
+                    continue
+                meta = entry.info.meta or self._meta(int(info.meta_addr))
+                if int(info.type) != int(pytsk3.TSK_FS_NAME_TYPE_DIR) and not (
+                        meta is not None and int(meta.type) == int(pytsk3.TSK_FS_META_TYPE_DIR)):
+                    continue
+                unallocated = bool(int(info.flags) & pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
+                if match is None or (match[1] and not unallocated):
+                    match = (int(info.meta_addr), unallocated)
+            if match is None:
+                raise FileNotFoundError(f"{location}: no directory {part!r}")
+            inode, deleted = match[0], deleted or match[1]
+        return inode, deleted
 
     def deleted_entries(self, location: str) -> Iterator[SourceFile]:
-        """Yield unallocated names in directory ``location`` (may raise OSError)."""
+        """Yield the deleted entries of directory ``location`` (may raise OSError).
+
+        In a live directory those are its unallocated names; in a deleted directory every entry
+        TSK still lists is deleted.
+        """
         try:
-            directory = self._fs.open_dir(path=location or "/")
+            inode, directory_deleted = self._resolve_dir(location)
+            directory = self._fs.open_dir(inode=inode)
         except OSError as exc:
             raise FileNotFoundError(f"{location}: {exc}") from exc
         seen: set[tuple[str, int]] = set()
         for entry in directory:
             name_info = entry.info.name
-            if name_info is None or not (int(name_info.flags) & pytsk3.TSK_FS_NAME_FLAG_UNALLOC):
+            if name_info is None:
+                continue
+            unallocated = bool(int(name_info.flags) & pytsk3.TSK_FS_NAME_FLAG_UNALLOC)
+            if not (unallocated or directory_deleted):
                 continue
             name = _decode(name_info.name)
-            if name in (".", ".."):
+            if name in (".", "..") or name.startswith("$OrphanFiles"):
                 continue
-            inode = int(name_info.meta_addr)
-            if (name, inode) in seen:
+            inode_number = int(name_info.meta_addr)
+            if (name, inode_number) in seen:
                 continue
-            seen.add((name, inode))
-            yield self._entry(location, name, inode, entry.info.meta)
+            seen.add((name, inode_number))
+            meta = entry.info.meta or self._meta(inode_number)
+            yield self._entry(location, name, inode_number, meta)
 
     def _entry(self, location: str, name: str, inode: int, meta: object) -> SourceFile:
         path = f"{location.rstrip('/')}/{name}"
