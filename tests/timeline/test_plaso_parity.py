@@ -59,10 +59,11 @@ def test_l2tcsv_matches_plaso(tmp_path):
     storage = tmp_path / "plaso.plaso"
     subprocess.run([str(plaso / "log2timeline"), "--quiet", "--status_view", "none", "--parsers",
                     "text/bash_history,text/zsh_extended_history,winevtx", "--storage_file",
-                    str(storage), str(src)], check=True, capture_output=True, timeout=600)
+                    str(storage), str(src)], check=True, capture_output=True, timeout=600,
+                   cwd=tmp_path)  # plaso writes its log files into the working directory
     plaso_csv = tmp_path / "plaso.csv"
     subprocess.run([str(plaso / "psort"), "--status_view", "none", "-o", "l2tcsv", "-w", str(plaso_csv),
-                    str(storage)], check=True, capture_output=True, timeout=600)
+                    str(storage)], check=True, capture_output=True, timeout=600, cwd=tmp_path)
     out = tmp_path / "out"
     assert main(["-q", "run", str(src), "-o", str(out)]) == 0
 
