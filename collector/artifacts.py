@@ -12,10 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-import yaml
-
 from collector.errors import InboxtrailError
 from collector.source import FileSystemView
+from collector.yamlfile import load_yaml
 
 _VARIABLE = re.compile(r"%%users\.(homedir|username)%%")
 _HOME_GLOBS = ("/home/*", "/Users/*", "/export/home/*")
@@ -49,7 +48,7 @@ def load_artifacts(names: Iterable[str] | None = None) -> list[ArtifactSpec]:
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if not item.name.endswith((".yaml", ".yml")):
             continue
-        data = yaml.safe_load(item.read_text(encoding="utf-8"))
+        data = load_yaml(item.read_text(encoding="utf-8"))
         try:
             specs.append(ArtifactSpec(
                 name=data["name"], doc=data.get("doc", "").strip(),
@@ -110,13 +109,18 @@ def user_homes(fs: FileSystemView) -> list[UserHome]:
     return sorted(seen.values(), key=lambda h: h.homedir)
 
 
+def glob_escape(text: str) -> str:
+    """Escape ``*``, ``?`` and ``[`` so that a pattern segment matches the text literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
 def expand_path(pattern: str, homes: list[UserHome]) -> list[str]:
     """Expand ``%%users.homedir%%`` / ``%%users.username%%`` into one pattern per user."""
     if not _VARIABLE.search(pattern):
         return [pattern]
     expanded = []
-    for home in homes:
-        value = {"homedir": home.homedir, "username": home.username}
+    for home in homes:  # a home named like a glob (/home/m[a]llory) must match only itself
+        value = {"homedir": glob_escape(home.homedir), "username": glob_escape(home.username)}
         expanded.append(_VARIABLE.sub(lambda m, v=value: v[m.group(1)], pattern))
     return sorted(set(expanded))
 

@@ -15,12 +15,16 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object) -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike[str], mode: str = "w", durable: bool = True,
+                **kwargs: object) -> Iterator[IO]:
     """Open ``path`` for writing through a temporary file that replaces it only on success.
 
     Args:
         path: final destination.
         mode: ``"w"`` (text, UTF-8 unless ``encoding`` is given) or ``"wb"``.
+        durable: fsync before the rename. Writers of many files (the bundle) pass False and
+            flush the whole file system once at the end instead; the rename alone already
+            guarantees that no reader sees a half-written file.
         **kwargs: passed to ``open`` (``newline``, ``encoding``...).
 
     Yields:
@@ -36,7 +40,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: object)
         with os.fdopen(fd, mode, **kwargs) as handle:  # type: ignore[call-overload]
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -125,11 +125,14 @@ class BundleWriter:
         target = self.root / relative
         sha256, md5, size = hashlib.sha256(), hashlib.md5(), 0
         try:
-            with entry.open() as source, atomic_open(target, "wb") as out:
-                while True:
-                    chunk = source.read(_CHUNK)
+            remaining = entry.read_limit
+            with entry.open() as source, atomic_open(target, "wb", durable=False) as out:
+                while remaining is None or remaining > 0:
+                    chunk = source.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
                     if not chunk:
                         break
+                    if remaining is not None:
+                        remaining -= len(chunk)
                     sha256.update(chunk)
                     md5.update(chunk)
                     out.write(chunk)
@@ -148,7 +151,10 @@ class BundleWriter:
             return
         self.bytes_collected += size
         line.update(bundle_path=relative, sha256=sha256.hexdigest(), md5=md5.hexdigest())
-        if size != entry.size:
+        if entry.read_limit is not None:
+            line["size_read"] = size
+            line["reason"] = entry.limit_reason
+        elif size != entry.size:
             line["size_read"] = size
             line["reason"] = f"size changed while reading: stated {entry.size}, read {size}"
         if entry.deleted:
@@ -160,13 +166,18 @@ class BundleWriter:
     def _write(self, line: dict[str, Any]) -> None:
         self.counts[line["outcome"]] += 1
         self.per_artifact[line["artifact"]][line["outcome"]] += 1
-        self._manifest.write(json.dumps(line, ensure_ascii=False, sort_keys=False) + "\n")
+        text = json.dumps(line, ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a name with undecodable bytes: keep it as \udcXX escapes
+            text = json.dumps(line, ensure_ascii=True)
+        self._manifest.write(text + "\n")
 
     # -- finishing --------------------------------------------------------------------------------
     def close(self, report: dict[str, Any]) -> dict[str, Any]:
         """Publish ``manifest.jsonl`` and ``report.json`` (atomically) and return the report."""
         self._manifest.flush()
-        os.fsync(self._manifest.fileno())
+        os.sync()  # every collected file reaches the disk before the manifest names it
         self._manifest.close()
         os.replace(self._manifest_tmp, self.root / MANIFEST)
         report = {**report,

@@ -166,9 +166,40 @@ class DfvfsFileSystem(FileSystemView):
         if kind == "file" and self._has_default_stream(file_entry):
             opener = functools.partial(_open_entry, file_entry)
         size = int(file_entry.size or 0) if kind == "file" else 0
+        limit, reason = self._read_limit(file_entry, size) if opener is not None else (None, None)
         return SourceFile(location=location, name=location.rsplit("/", 1)[-1], kind=kind,
                           size=size, times=times, inode=inode, provenance=self.provenance,
-                          link_target=link, opener=opener)
+                          link_target=link, opener=opener, read_limit=limit, limit_reason=reason)
+
+    def _volume_size(self) -> int | None:
+        if not hasattr(self, "_volume_bytes"):
+            try:
+                parent = self._base.parent
+                self._volume_bytes = resolver.Resolver.OpenFileObject(parent).get_size() if parent else None
+            except (dfvfs_errors.Error, OSError):
+                self._volume_bytes = None
+        return self._volume_bytes
+
+    def _read_limit(self, file_entry: object, size: int) -> tuple[int | None, str | None]:
+        """A bound for files whose stated size is impossible (larger than their volume).
+
+        A hostile inode can claim a terabyte over one block; reading it would copy a terabyte
+        of zeros. Such a file is read up to the end of its last allocated extent only.
+        """
+        volume = self._volume_size()
+        if volume is None or size <= volume:
+            return None, None
+        end = position = 0
+        try:
+            for extent in file_entry.GetExtents():
+                position += int(extent.size or 0)
+                if extent.extent_type != dfvfs_definitions.EXTENT_TYPE_SPARSE:
+                    end = position
+        except (dfvfs_errors.Error, OSError):
+            end = 0
+        end = min(end, size) or min(size, volume)
+        return end, (f"states {size} bytes, more than its {volume}-byte volume holds; read up to the "
+                     f"end of its allocated data ({end} bytes)")
 
     def _has_default_stream(self, file_entry: object) -> bool:
         """NTFS metadata files such as ``$Secure`` have no unnamed $DATA stream to read."""
@@ -216,13 +247,23 @@ class DfvfsFileSystem(FileSystemView):
             raise FileNotFoundError(location)
         if not file_entry.IsDirectory():
             raise NotADirectoryError(location)
-        children = []
-        for child in file_entry.sub_file_entries:
-            name = child.name
-            if name in (".", ".."):
-                continue
-            children.append((name, child))
         base = location.rstrip("/")
+        try:
+            children = []
+            for child in file_entry.sub_file_entries:
+                name = child.name
+                if name is None or "/" in name or "\x00" in name:
+                    raise OSError(f"dfvfs cannot name an entry of {location}")
+                if name not in (".", ".."):
+                    children.append((name, child))
+        except (AttributeError, OSError, UnicodeError, dfvfs_errors.Error) as exc:
+            # Names dfvfs cannot represent (not UTF-8, overlong, 255-byte multibyte): list the
+            # directory through TSK instead, with the raw names kept as surrogate escapes.
+            lister = self._deleted_lister()
+            if lister is None:
+                raise OSError(f"{location}: {exc}") from exc
+            yield from sorted(lister.live_entries(location), key=lambda entry: entry.name)
+            return
         for name, child in sorted(children, key=lambda item: item[0]):
             yield self._entry(f"{base}/{name}", child)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from collector.artifacts import glob_escape
 from collector.errors import SourceNotFoundError
 from collector.live import DirectoryFileSystem
 from collector.source import FileSystemView, Source
@@ -33,6 +34,5 @@ class LooseSource(Source):
     def patterns(self) -> list[str]:
         """The patterns that select the loose files under the view's root."""
         if self.single_file:
-            return ["/" + os.path.basename(self.path).replace("[", "[[]")
-                    .replace("*", "[*]").replace("?", "[?]")]
+            return ["/" + glob_escape(os.path.basename(self.path))]
         return ["/**"]

@@ -45,6 +45,11 @@ class SourceFile:
     provenance: str = ""
     link_target: str | None = None
     opener: Callable[[], BinaryIO] | None = field(default=None, compare=False, repr=False)
+    #: Read at most this many bytes: set when the stated size cannot be true (larger than the
+    #: volume) and only the data up to the end of the file's last allocated extent is real.
+    read_limit: int | None = None
+    #: Why ``read_limit`` was set, for the manifest.
+    limit_reason: str | None = None
 
     def open(self) -> BinaryIO:
         """Open the content read-only; raises OSError where there is none or it cannot be read."""

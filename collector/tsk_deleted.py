@@ -82,6 +82,22 @@ def _open_inode(fs: pytsk3.FS_Info, inode: int, size: int) -> BinaryIO:
     return io.BufferedReader(TskInodeReader(fs, inode, size), buffer_size=_READ_CHUNK)
 
 
+def _looks_like_index_noise(raw: bytes, meta: object) -> bool:
+    """ext4 htree index blocks that TSK reads as deleted names: binary, pointing at live inodes.
+
+    A real deleted name whose inode was reused is kept; what is dropped is a "name" that is
+    not even text (control bytes, invalid UTF-8) *and* whose inode is allocated.
+    """
+    allocated = meta is not None and bool(int(meta.flags) & int(pytsk3.TSK_FS_META_FLAG_ALLOC))
+    if not allocated:
+        return False
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return not text.isprintable()
+
+
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
@@ -163,9 +179,37 @@ class TskDeletedLister:
                 continue
             seen.add((name, inode_number))
             meta = entry.info.meta or self._meta(inode_number)
+            if _looks_like_index_noise(name_info.name, meta):
+                continue
             yield self._entry(location, name, inode_number, meta)
 
-    def _entry(self, location: str, name: str, inode: int, meta: object) -> SourceFile:
+    def live_entries(self, location: str) -> Iterator[SourceFile]:
+        """Allocated entries of ``location`` read through TSK, names as raw bytes.
+
+        Used where dfvfs cannot name an entry (names that are not UTF-8, or that decode to
+        something holding ``/``): the bytes are kept as surrogate escapes and the content is read
+        by inode, so nothing depends on the name being printable.
+        """
+        try:
+            inode, directory_deleted = self._resolve_dir(location)
+            directory = self._fs.open_dir(inode=inode)
+        except OSError as exc:
+            raise FileNotFoundError(f"{location}: {exc}") from exc
+        if directory_deleted:
+            return
+        for entry in directory:
+            name_info = entry.info.name
+            if name_info is None or int(name_info.flags) & pytsk3.TSK_FS_NAME_FLAG_UNALLOC:
+                continue
+            name = _decode(name_info.name)
+            if name in (".", "..") or name.startswith("$OrphanFiles"):
+                continue
+            inode_number = int(name_info.meta_addr)
+            yield self._entry(location, name, inode_number, entry.info.meta or self._meta(inode_number),
+                              deleted=False)
+
+    def _entry(self, location: str, name: str, inode: int, meta: object,
+               deleted: bool = True) -> SourceFile:
         path = f"{location.rstrip('/')}/{name}"
         times: dict[str, int] = {}
         size = 0
@@ -183,13 +227,17 @@ class TskDeletedLister:
                 seconds = int(getattr(meta, key))
                 if seconds:
                     times[key] = from_posix(seconds, int(getattr(meta, f"{key}_nano", 0)))
-            reallocated = bool(int(meta.flags) & int(pytsk3.TSK_FS_META_FLAG_ALLOC))
+            reallocated = deleted and bool(int(meta.flags) & int(pytsk3.TSK_FS_META_FLAG_ALLOC))
             if self._extra_times is not None:
                 times.update(self._extra_times(inode))
             if kind == "file" and not reallocated and size > 0:
                 opener = functools.partial(_open_inode, self._fs, inode, size)
-        provenance = f"{self._provenance}|tsk-unallocated-name"
+        provenance = f"{self._provenance}|tsk-unallocated-name" if deleted else f"{self._provenance}|tsk"
         if reallocated:
             provenance += "|inode-reallocated"
+        link = None
+        if kind == "symlink" and meta is not None:
+            link = _decode(getattr(meta, "link", b"") or b"") or None
         return SourceFile(location=path, name=name, kind=kind, size=size, times=times,
-                          inode=inode or None, deleted=True, provenance=provenance, opener=opener)
+                          inode=inode or None, deleted=deleted, provenance=provenance, opener=opener,
+                          link_target=link)

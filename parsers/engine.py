@@ -172,6 +172,7 @@ def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
     bundle, out_dir = Path(bundle), Path(out_dir)
     manifest = read_manifest(bundle)
     _STATE = StateIndex(manifest)
+    default_engine()  # load the rules once, before workers fork
     hosts = _hosts(bundle)
     out_dir.mkdir(parents=True, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix=".parse.", dir=out_dir)

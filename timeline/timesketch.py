@@ -62,10 +62,17 @@ class RecordFormatter:
     def __init__(self, columns: list[str]) -> None:
         self._columns = columns
         self._tag_index = columns.index("tag")
+        #: position of each column in the CSV tail (after the three per-row columns)
+        self._position = {column: index - 3 for index, column in enumerate(columns) if index >= 3}
+        self._empty = [""] * (len(columns) - 3)
 
     def prepare(self, base: dict[str, Any]) -> tuple[str, str]:
         """(CSV tail, JSON tail) for a record's shared columns (see :func:`timeline.rows.base_row`)."""
-        cells = [_cell(base.get(column)) for column in self._columns[3:]]
+        cells = self._empty[:]  # most of the (many) attribute columns are empty for one record
+        position = self._position
+        for key, value in base.items():
+            if value is not None and key in position:
+                cells[position[key]] = _cell(value)
         if not base.get("tag"):
             cells[self._tag_index - 3] = "[]"
         obj: dict[str, Any] = {}

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import yaml
-
+from collector.yamlfile import load_yaml
 from parsers.record import Record
 from parsers.shell_command import SimpleCommand, parse_command_line, resolve_path
 
@@ -252,12 +251,12 @@ def _parsed(command_text: str) -> tuple[SimpleCommand, ...]:
 def load_rules() -> tuple[list[Rule], dict[str, list[str]]]:
     """Read every rule file and the path classes shipped beside this module."""
     folder = resources.files("parsers.rules")
-    path_classes = yaml.safe_load((folder / "paths.yaml").read_text(encoding="utf-8"))
+    path_classes = load_yaml((folder / "paths.yaml").read_text(encoding="utf-8"))
     rules: list[Rule] = []
     for item in sorted(folder.iterdir(), key=lambda p: p.name):
         if not item.name.endswith(".yaml") or item.name == "paths.yaml":
             continue
-        data = yaml.safe_load(item.read_text(encoding="utf-8")) or {}
+        data = load_yaml(item.read_text(encoding="utf-8")) or {}
         for raw in data.get("rules", ()):
             rules.append(Rule(id=raw["id"], title=raw["title"], technique=raw["technique"],
                               technique_name=raw.get("technique_name", ""),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import yaml
+from collector.yamlfile import load_yaml
 
 #: Attributes whose text is PowerShell/cmd to be parsed, in this order.
 TEXT_ATTRIBUTES = ("script_block", "command")
@@ -102,7 +102,7 @@ class Script:
 # -- data: aliases and parameter names ------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _tables() -> tuple[dict[str, str], dict[str, dict[str, str]], dict[str, str]]:
-    data = yaml.safe_load((resources.files("parsers.rules") / "powershell_cmdlets.yaml")
+    data = load_yaml((resources.files("parsers.rules") / "powershell_cmdlets.yaml")
                           .read_text(encoding="utf-8"))
     aliases = {k.lower(): v.lower() for k, v in data["aliases"].items()}
     common = _names(data["common_parameters"])
