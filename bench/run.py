@@ -1,118 +1,459 @@
 """inboxtrail benchmarks: one command, throughput and peak memory per stage, next to a peer.
 
-    .venv/bin/python bench/run.py            # default sizes (~1 minute)
-    .venv/bin/python bench/run.py --scale 5  # bigger inputs
+    .venv/bin/python bench/run.py                        # every stage, default sizes
+    .venv/bin/python bench/run.py --only mbox,history    # some stages
+    .venv/bin/python bench/run.py --scale 5 --json r.json  # 1 GB mbox and history, results saved
 
-Each measurement runs in its own process so that its peak RSS is its own.
+Stages: evtx (vs python-evtx and plaso), mbox (vs Python's mailbox), history, collection (vs
+hashlib.sha256 over the raw image), timeline (two sizes, to show memory is flat), run (the whole
+``inboxtrail run`` on the reference image vs plaso). Every measurement is its own process (see
+``bench/measure.py``); generated inputs live in a temporary directory removed at the end. What
+each line measures is in ``bench/README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import mailbox
 import os
-import resource
-import subprocess
+import platform
+import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import inputs  # noqa: E402
+import measure  # noqa: E402
+
+PLASO_BIN = ROOT / ".plaso-venv" / "bin"
+PSORT_SLEEP = 15.0  # psort sleeps a fixed 15 s before it exits (plaso's status reporting)
+STAGES = ("evtx", "mbox", "history", "collection", "timeline", "run")
+MB = 1e6
+MIB = 1 << 20
 
 
-def _make_mbox(path: Path, messages: int) -> None:
-    with path.open("wb") as out:
-        for i in range(messages):
-            out.write(
-                f"From sender{i % 97}@example.org Mon Oct  5 09:{i % 60:02d}:44 2026\n"
-                f"Return-Path: <sender{i % 97}@example.org>\nDelivered-To: alice@corp.example\n"
-                f"Received: from relay.example.org by mailhost.corp.example; Mon, 5 Oct 2026 09:12:44 +0000\n"
-                f"Date: Mon, 5 Oct 2026 09:12:40 +0000\nFrom: Sender <sender{i % 97}@example.org>\n"
-                f"To: alice@corp.example\nSubject: report {i}\nMessage-ID: <{i}@example.org>\n"
-                f"Status: RO\n\n".encode() + (b"body line of a message, some text here\n" * 40) + b"\n")
+@dataclass
+class Row:
+    """One printed line: a measurement and the rates derived from it."""
+
+    stage: str
+    name: str
+    input: str
+    items: int
+    unit: str
+    nbytes: int
+    #: Wall seconds of the measured work (the child's own hot-loop timer, or the command's wall).
+    seconds: float
+    #: CPU seconds of the same work (the loop's process time, or the command tree's user+sys).
+    cpu: float
+    wall: float
+    tree_cpu: float
+    peak_mib: float
+    load: tuple[float, float]
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        """Items per wall second."""
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_rate(self) -> float:
+        """Items per CPU second: steadier than wall on a machine other processes share."""
+        return self.items / self.cpu if self.cpu > 0 else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.nbytes / MB / self.seconds if self.seconds > 0 and self.nbytes else 0.0
+
+    @property
+    def cpu_mb_per_s(self) -> float:
+        return self.nbytes / MB / self.cpu if self.cpu > 0 and self.nbytes else 0.0
 
 
-def _make_history(path: Path, lines: int) -> None:
-    with path.open("w") as out:
-        for i in range(lines):
-            out.write(f"#{1791900000 + i}\nls -la /var/mail && grep -c From /var/mail/user{i % 50}\n")
+@dataclass
+class Goal:
+    stage: str
+    text: str
+    measured: str
+    met: bool | None  # None: informational, or could not be measured
 
 
-def _child(kind: str, path: str) -> dict:
-    """Runs inside the measuring subprocess."""
-    from parsers.base import ParseContext
-    from parsers.bash_history import BashHistoryParser
-    from parsers.mbox import MboxParser
-    from parsers.record import Provenance
+@dataclass
+class Bench:
+    tmp: Path
+    scale: float
+    corpus: Path
+    rows: list[Row] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
-    ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path=path, sha256=None))
-    start = time.perf_counter()
-    count = 0
-    if kind == "mbox":
-        with open(path, "rb") as handle:
-            count = sum(1 for _ in MboxParser().parse(handle, ctx))
-    elif kind == "mailbox":
-        count = sum(1 for _ in mailbox.mbox(path, create=False).itervalues())
-    elif kind == "bash":
-        with open(path, "rb") as handle:
-            count = sum(1 for _ in BashHistoryParser().parse(handle, ctx))
-    elif kind == "sha256":
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-        count = os.path.getsize(path)
-    elif kind == "run":
-        from inboxtrail.cli import main
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        _print_row(row)
+        return row
 
-        with tempfile.TemporaryDirectory() as out:
-            main(["--quiet", "run", path, "-o", os.path.join(out, "o")])
-            count = os.path.getsize(path)
-    elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"kind": kind, "count": count, "seconds": elapsed, "peak_mib": peak}
+    def goal(self, stage: str, text: str, measured: str, met: bool | None) -> None:
+        self.goals.append(Goal(stage, text, measured, met))
 
 
-def _measure(kind: str, path: Path) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(path)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+# -- helpers -------------------------------------------------------------------------------------
+
+def _workload(kind: str, **args: Any) -> measure.Measurement:
+    return measure.run([sys.executable, str(BENCH / "workloads.py"), kind, json.dumps(args)])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(_child(*args.child)))
+def _row(stage: str, name: str, source: str, m: measure.Measurement, unit: str, nbytes: int,
+         items: int | None = None, seconds: float | None = None, note: str = "") -> Row:
+    items = m.report.get("matching", 0) if items is None else items
+    seconds = m.report.get("seconds", m.wall) if seconds is None else seconds
+    cpu = m.report.get("cpu_seconds", m.cpu)
+    return Row(stage, name, source, items, unit, nbytes, seconds, cpu, m.wall, m.cpu, m.peak_mib,
+               (m.load_before, m.load_after), note,
+               {k: v for k, v in m.report.items() if k not in ("matching", "seconds", "cpu_seconds")})
+
+
+def _inboxtrail(*argv: str, cwd: Path | None = None) -> measure.Measurement:
+    return measure.run([sys.executable, "-m", "inboxtrail", "--quiet", *argv], cwd=cwd or ROOT)
+
+
+def _plaso(stage: str, source: Path, parsers: str, tmp: Path, label: str, items: int | None = None,
+           image: bool = False) -> tuple[Row, Row, Row]:
+    """log2timeline + psort -o l2tcsv on ``source``; rows for each tool and their sum."""
+    work = tmp / f"plaso-{stage}"
+    work.mkdir()
+    storage, csv_out = work / "out.plaso", work / "out.l2t.csv"
+    extra = ["--partitions", "all"] if image else []
+    l2t = measure.run([str(PLASO_BIN / "log2timeline"), "--quiet", "--status_view", "none", "--unattended",
+                       *extra, "--parsers", parsers, "--storage_file", str(storage), str(source)], cwd=work)
+    psort = measure.run([str(PLASO_BIN / "psort"), "--status_view", "none", "-o", "l2tcsv", "-w",
+                         str(csv_out), str(storage)], cwd=work)
+    events = _csv_rows(csv_out)
+    unit = "records" if items is not None else "l2t rows"
+    items = events if items is None else items
+    size = source.stat().st_size
+    note = f"{events:,} l2t rows"
+    first = _row(stage, "plaso log2timeline", label, l2t, unit, size, items=items, seconds=l2t.wall,
+                 note=note)
+    second = _row(stage, f"plaso psort -o l2tcsv (wall-{PSORT_SLEEP:.0f}s)", label, psort, unit, size,
+                  items=items, seconds=max(psort.wall - PSORT_SLEEP, 0.001), note=note)
+    total = Row(stage, "plaso total (log2timeline+psort)", label, items, unit, size,
+                first.seconds + second.seconds, l2t.cpu + psort.cpu, l2t.wall + psort.wall,
+                l2t.cpu + psort.cpu, max(l2t.peak_mib, psort.peak_mib), (l2t.load_before, psort.load_after),
+                note=f"{note}; wall {l2t.wall + psort.wall:.1f}s incl. sleep")
+    shutil.rmtree(work, ignore_errors=True)
+    return first, second, total
+
+
+def _csv_rows(path: Path) -> int:
+    with path.open("rb") as handle:
+        return max(sum(1 for _ in handle) - 1, 0)
+
+
+def _flat(small: Row, large: Row) -> tuple[str, bool]:
+    """Peak memory is flat when 4x the input costs at most 25 % + 16 MiB more."""
+    grew = large.peak_mib / small.peak_mib if small.peak_mib else 0.0
+    measured = (f"peak {small.peak_mib:.0f} MiB at {small.nbytes / MB:,.0f} MB / {small.items:,} -> "
+                f"{large.peak_mib:.0f} MiB at {large.nbytes / MB:,.0f} MB / {large.items:,} ({grew:.2f}x)")
+    return measured, large.peak_mib <= small.peak_mib * 1.25 + 16
+
+
+# -- stages --------------------------------------------------------------------------------------
+
+def stage_evtx(b: Bench) -> None:
+    sysmon = b.corpus / "evtx" / "evtx-attack-samples" / "Sysmon_UACME_64.evtx"
+    system = b.corpus / "evtx" / "museum_StolenSzechuan_Win2012R2" / "System.evtx"
+    if not (sysmon.is_file() and system.is_file()):
+        b.failures.append(f"evtx: corpus files missing under {b.corpus}")
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        mbox_path = Path(tmp) / "spool.mbox"
-        _make_mbox(mbox_path, int(50_000 * args.scale))
-        history_path = Path(tmp) / "bash_history"
-        _make_history(history_path, int(500_000 * args.scale))
-        size_mb = mbox_path.stat().st_size / 1e6
-        rows = [
-            ("mbox: inboxtrail", _measure("mbox", mbox_path), "messages", size_mb),
-            ("mbox: python mailbox", _measure("mailbox", mbox_path), "messages", size_mb),
-            ("bash history: inboxtrail", _measure("bash", history_path), "lines",
-             history_path.stat().st_size / 1e6),
-        ]
-        image = ROOT / "images" / "linux-suspect.raw"
-        rows.append(("run on reference image", _measure("run", image), "bytes", image.stat().st_size / 1e6))
-        rows.append(("hashlib sha256 of image", _measure("sha256", image), "bytes",
-                     image.stat().st_size / 1e6))
-    print(f"{'benchmark':28} {'items':>10} {'items/s':>12} {'MB/s':>8} {'peak MiB':>9}")
-    for name, result, unit, megabytes in rows:
-        rate = result["count"] / result["seconds"] if result["seconds"] else 0
-        print(f"{name:28} {result['count']:>10} {rate:>12,.0f} {megabytes / result['seconds']:>8.1f} "
-              f"{result['peak_mib']:>9.1f}  ({unit})")
+    out = str(b.tmp / "evtx-records.jsonl")
+    small, big = "Sysmon_UACME_64.evtx (1.1 MB)", "System.evtx (16.8 MB)"
+    s_size, b_size = sysmon.stat().st_size, system.stat().st_size
+    common = {"parser": "evtx", "count_type": "windows:evtx", "write": True, "out": out}
+    pyevtx = b.add(_row("evtx", "python-evtx, all chunks, xml()", small,
+                        _workload("python-evtx", path=str(sysmon), forced=True), "records", s_size))
+    ours_small = b.add(_row("evtx", "inboxtrail evtx -> records.jsonl", small,
+                            _workload("parse", path=str(sysmon), source_path=str(sysmon),
+                                      min_seconds=1.0, **common), "records", s_size))
+    trusting = b.add(_row("evtx", "python-evtx, header chunk count", big,
+                          _workload("python-evtx", path=str(system), forced=False), "records", b_size))
+    library = b.add(_row("evtx", "evtx (Rust) records_json+loads", big,
+                         _workload("evtx-rs", path=str(system), min_seconds=1.0), "records", b_size))
+    ours = b.add(_row("evtx", "inboxtrail evtx -> records.jsonl", big,
+                      _workload("parse", path=str(system), source_path=str(system), min_seconds=1.0,
+                                **common), "records", b_size))
+    run_out = b.tmp / "evtx-run"
+    cli = _inboxtrail("run", str(system), "-o", str(run_out))
+    cli_row = b.add(_row("evtx", "inboxtrail run (collect..findings)", big, cli, "records", b_size,
+                         items=ours.items, seconds=cli.wall, note=f"CPU {cli.cpu:.1f}s"))
+    shutil.rmtree(run_out, ignore_errors=True)
+    plaso = None
+    if (PLASO_BIN / "log2timeline").exists():
+        plaso = _plaso("evtx", system, "winevtx", b.tmp, big, items=ours.items)
+        for row in plaso:
+            b.add(row)
+    else:
+        b.failures.append(f"evtx: plaso not installed in {PLASO_BIN}")
+
+    b.goal("evtx", "records.jsonl written at >= 50k records/s (System.evtx)",
+           f"{ours.cpu_rate:,.0f} records/CPU-s (wall {ours.rate:,.0f}/s)", ours.cpu_rate >= 50_000)
+    b.goal("evtx", "within ~3x of the evtx library's own iteration",
+           f"{library.cpu_rate / ours.cpu_rate:.1f}x slower than {library.cpu_rate:,.0f}/CPU-s",
+           library.cpu_rate / ours.cpu_rate <= 3)
+    b.goal("evtx", ">= 100x python-evtx on the same file (Sysmon_UACME_64)",
+           f"{ours_small.cpu_rate / pyevtx.cpu_rate:,.0f}x ({ours_small.cpu_rate:,.0f} vs "
+           f"{pyevtx.cpu_rate:,.0f}/CPU-s; wall {ours_small.rate / pyevtx.rate:,.0f}x)",
+           ours_small.cpu_rate / pyevtx.cpu_rate >= 100)
+    b.goal("evtx", "python-evtx trusting the header misses records of a dirty log",
+           f"{trusting.items:,} of {ours.items:,} records", None)
+    b.goal("evtx", "every record read (inboxtrail == evtx library)", f"{ours.items:,} vs {library.items:,}",
+           ours.items == library.items)
+    measured, _ = _flat(ours_small, ours)
+    b.goal("evtx", "peak memory does not grow with file size", measured,
+           ours.peak_mib <= ours_small.peak_mib * 1.25 + 16)
+    if plaso:
+        total = plaso[2]
+        b.goal("evtx", "parse stage alone vs plaso log2timeline alone, CPU",
+               f"{plaso[0].cpu / ours.cpu:.1f}x ({plaso[0].cpu:.1f}s vs {ours.cpu:.1f}s incl. start-up)",
+               None)
+        b.goal("evtx", ">= 20x plaso end to end, CPU (plaso CPU / inboxtrail run CPU)",
+               f"{total.cpu / cli_row.cpu:.1f}x ({total.cpu:.1f}s vs {cli_row.cpu:.1f}s)",
+               total.cpu / cli_row.cpu >= 20)
+        b.goal("evtx", ">= 20x plaso end to end, wall (psort's 15 s sleep removed)",
+               f"{total.seconds / cli_row.wall:.1f}x ({total.seconds:.1f}s vs {cli_row.wall:.1f}s)",
+               total.seconds / cli_row.wall >= 20)
+
+
+def stage_mbox(b: Bench) -> None:
+    full = inputs.make_mbox(b.tmp / "spool-full", int(200 * MB * b.scale))
+    quarter = inputs.make_mbox(b.tmp / "spool-quarter", int(50 * MB * b.scale))
+    print(f"  generated mbox: {full.messages:,} messages, {full.size / MB:,.0f} MB "
+          f"(+ {quarter.messages:,} in {quarter.size / MB:,.0f} MB)", flush=True)
+    common = {"parser": "mbox", "count_type": "mail:mbox:message", "source_path": "/home/alice/mbox"}
+    out = str(b.tmp / "mbox-records.jsonl")
+    small = b.add(_row("mbox", "inboxtrail mbox parse", f"{quarter.size / MB:,.0f} MB mbox",
+                       _workload("parse", path=str(quarter.path), **common), "messages", quarter.size))
+    ours = b.add(_row("mbox", "inboxtrail mbox parse", f"{full.size / MB:,.0f} MB mbox",
+                      _workload("parse", path=str(full.path), **common), "messages", full.size))
+    written = b.add(_row("mbox", "inboxtrail mbox -> records.jsonl", f"{full.size / MB:,.0f} MB mbox",
+                         _workload("parse", path=str(full.path), write=True, out=out, **common),
+                         "messages", full.size))
+    os.unlink(out)
+    peer = b.add(_row("mbox", "python mailbox.mbox (full parse)", f"{full.size / MB:,.0f} MB mbox",
+                      _workload("mailbox", path=str(full.path)), "messages", full.size))
+    counts = (full.messages, ours.items, written.items, peer.items)
+    same = len(set(counts)) == 1 and quarter.messages == small.items
+    if not same:
+        b.failures.append(f"mbox: message counts differ (generated, inboxtrail, jsonl, mailbox) = {counts}")
+    b.goal("mbox", "same messages found as Python's mailbox",
+           f"{ours.items:,} / {peer.items:,} (generated {full.messages:,})", same)
+    b.goal("mbox", ">= 20k messages/s with headers",
+           f"{ours.cpu_rate:,.0f}/CPU-s, {ours.cpu_mb_per_s:,.0f} MB/CPU-s (wall {ours.rate:,.0f}/s); "
+           f"to records.jsonl {written.cpu_rate:,.0f}/CPU-s", ours.cpu_rate >= 20_000)
+    b.goal("mbox", ">= 10x Python's mailbox", f"{ours.cpu_rate / peer.cpu_rate:.1f}x CPU "
+           f"(wall {ours.rate / peer.rate:.1f}x)", ours.cpu_rate / peer.cpu_rate >= 10)
+    measured, flat = _flat(small, ours)
+    b.goal("mbox", "flat peak memory", measured, flat)
+    for item in (full, quarter):
+        item.path.unlink()
+
+
+def stage_history(b: Bench) -> None:
+    full = inputs.make_history(b.tmp / "history-full", int(200 * MB * b.scale))
+    quarter = inputs.make_history(b.tmp / "history-quarter", int(50 * MB * b.scale))
+    print(f"  generated bash history: {full.lines:,} lines ({full.entries:,} commands), "
+          f"{full.size / MB:,.0f} MB (+ {quarter.size / MB:,.0f} MB)", flush=True)
+    common = {"parser": "bash_history", "count_type": "shell:", "source_path": "/home/alice/.bash_history"}
+    rows = []
+    for item in (quarter, full):
+        m = _workload("parse", path=str(item.path), **common)
+        label = f"{item.size / MB:,.0f} MB history"
+        rows.append(b.add(_row("history", "inboxtrail bash_history parse", label, m, "lines",
+                               item.size, items=item.lines,
+                               note=f"{m.report.get('matching', 0):,} commands")))
+    small, ours = rows
+    lost = ours.extra.get("records", 0) < full.entries
+    b.goal("history", "every command kept", f"{ours.extra.get('records', 0):,} records for "
+           f"{full.entries:,} commands", not lost)
+    b.goal("history", "lines/s on the history file", f"{ours.cpu_rate:,.0f} lines/CPU-s, "
+           f"{ours.cpu_mb_per_s:,.1f} MB/CPU-s (wall {ours.rate:,.0f} lines/s)", None)
+    measured, flat = _flat(small, ours)
+    b.goal("history", "flat peak memory", measured, flat)
+    for item in (full, quarter):
+        item.path.unlink()
+
+
+def stage_collection(b: Bench) -> None:
+    if not (shutil.which("mke2fs") or Path("/usr/sbin/mke2fs").exists()):
+        b.failures.append("collection: mke2fs (e2fsprogs) not found")
+        return
+    image = inputs.make_ext4_image(b.tmp / "ext4.raw", b.tmp / "staging", int(512 * MIB * b.scale))
+    label = f"{image.size / MIB:,.0f} MiB raw ext4"
+    print(f"  generated {label}: {image.files:,} files, {image.file_bytes / MB:,.0f} MB of file data",
+          flush=True)
+    hashed = b.add(_row("collection", "hashlib.sha256 over the whole image", label,
+                        _workload("sha256", path=str(image.path)), "image", image.size, items=1))
+    bundle = b.tmp / "bundle"
+    m = _inboxtrail("collect", str(image.path), "--path", "/**", "-o", str(bundle))
+    collected = files = 0
+    with (bundle / "manifest.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            entry = json.loads(line)
+            if entry.get("outcome") == "collected":
+                collected += entry.get("size") or 0
+                files += 1
+    ours = b.add(_row("collection", "inboxtrail collect --path '/**'", label, m, "files", collected,
+                      items=files, seconds=m.wall,
+                      note=f"{collected / MB:,.0f} MB of files copied+hashed, CPU {m.cpu:.1f}s"))
+    shutil.rmtree(bundle, ignore_errors=True)
+    image.path.unlink()
+    if files != image.files:
+        b.failures.append(f"collection: {files} files collected of {image.files} in the image")
+    ratio = ours.mb_per_s / hashed.mb_per_s
+    cpu_ratio = ours.cpu_mb_per_s / hashed.cpu_mb_per_s
+    b.goal("collection", ">= 0.7x hashlib.sha256 MB/s (raw ext4)",
+           f"{ratio:.2f}x wall ({ours.mb_per_s:,.0f} vs {hashed.mb_per_s:,.0f} MB/s); {cpu_ratio:.2f}x CPU "
+           f"({ours.cpu_mb_per_s:,.0f} vs {hashed.cpu_mb_per_s:,.0f} MB/CPU-s); peak {ours.peak_mib:.0f} MiB",
+           ratio >= 0.7)
+    b.goal("collection", "every file collected", f"{files:,} of {image.files:,}", files == image.files)
+
+
+def stage_timeline(b: Bench) -> None:
+    rows = []
+    total = int(1_000_000 * b.scale)
+    for count in (total // 4, total):
+        records = b.tmp / f"records-{count}.jsonl"
+        made = inputs.make_records(records, count)
+        out = b.tmp / f"timeline-{count}"
+        out.mkdir()
+        m = _workload("timeline", path=str(records), out=str(out))
+        rows.append(b.add(_row("timeline", "timeline.build.build_timeline", f"{made:,} records",
+                               m, "rows", records.stat().st_size,
+                               note=f"{m.report.get('spilled_runs', 0)} spilled runs")))
+        records.unlink()
+        shutil.rmtree(out, ignore_errors=True)
+    small, large = rows
+    b.goal("timeline", ">= 2M rows/s", f"{large.cpu_rate:,.0f} rows/CPU-s (wall {large.rate:,.0f}/s)",
+           large.cpu_rate >= 2_000_000)
+    b.goal("timeline", "< 100 MB peak", f"{large.peak_mib:.0f} MiB", large.peak_mib * MIB < 100 * MB)
+    measured, flat = _flat(small, large)
+    b.goal("timeline", "peak memory does not grow with rows", measured, flat)
+
+
+def stage_run(b: Bench) -> None:
+    image = ROOT / "images" / "linux-suspect.raw"
+    label = f"images/linux-suspect.raw ({image.stat().st_size / MIB:.0f} MiB)"
+    out = b.tmp / "run-out"
+    m = _inboxtrail("run", str(image), "-o", str(out))
+    rows = _csv_rows(out / "timeline.l2t.csv")
+    ours = b.add(_row("run", "inboxtrail run (all artifacts)", label, m, "l2t rows", image.stat().st_size,
+                      items=rows, seconds=m.wall, note=f"CPU {m.cpu:.1f}s"))
+    shutil.rmtree(out, ignore_errors=True)
+    if not (PLASO_BIN / "log2timeline").exists():
+        b.failures.append(f"run: plaso not installed in {PLASO_BIN}")
+        return
+    plaso = _plaso("run", image, "text/bash_history,text/zsh_extended_history", b.tmp, label, image=True)
+    for row in plaso:
+        b.add(row)
+    total = plaso[2]
+    b.goal("run", ">= 20x faster than plaso, CPU seconds",
+           f"{total.cpu / ours.cpu:.1f}x ({total.cpu:.1f}s vs {ours.cpu:.1f}s)", total.cpu / ours.cpu >= 20)
+    b.goal("run", ">= 20x faster than plaso, wall (psort sleep removed)",
+           f"{total.seconds / ours.wall:.1f}x ({total.seconds:.1f}s vs {ours.wall:.1f}s)",
+           total.seconds / ours.wall >= 20)
+
+
+STAGE_FUNCS: dict[str, Callable[[Bench], None]] = {
+    "evtx": stage_evtx, "mbox": stage_mbox, "history": stage_history, "collection": stage_collection,
+    "timeline": stage_timeline, "run": stage_run,
+}
+
+
+# -- output --------------------------------------------------------------------------------------
+
+HEADER = (f"{'stage':10} {'measurement':38} {'input':28} {'items':>9} {'wall s':>7} {'CPU s':>7} "
+          f"{'items/s':>9} {'items/CPUs':>10} {'MB/s':>6} {'MB/CPUs':>7} {'peak MiB':>8} {'load':>9}  "
+          "unit; note")
+
+
+def _print_row(row: Row) -> None:
+    print(f"{row.stage:10} {row.name:38} {row.input:28} {row.items:>9,} {row.seconds:>7.2f} {row.cpu:>7.2f} "
+          f"{row.rate:>9,.0f} {row.cpu_rate:>10,.0f} {row.mb_per_s:>6.0f} {row.cpu_mb_per_s:>7.0f} "
+          f"{row.peak_mib:>8.0f} {row.load[0]:>4.1f}>{row.load[1]:<4.1f}  "
+          f"{row.unit}{'; ' + row.note if row.note else ''}", flush=True)
+
+
+def _print_goals(goals: list[Goal]) -> None:
+    print("\ngoals")
+    for goal in goals:
+        mark = {True: "MET ", False: "MISS", None: "info"}[goal.met]
+        print(f"  [{mark}] {goal.stage:10} {goal.text}: {goal.measured}")
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(f"terminated by signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help=f"comma-separated stages: {','.join(STAGES)}")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="input size factor (mbox/history 200 MB x F, image 512 MiB x F, "
+                             "timeline 1 M rows x F)")
+    parser.add_argument("--json", type=Path, help="write every measurement and goal to this file")
+    parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus",
+                        help="the shared corpus (EVTX files)")
+    parser.add_argument("--tmp", type=Path, help="where generated inputs go (default: system temp)")
+    args = parser.parse_args(argv)
+    stages = [s.strip() for s in args.only.split(",")] if args.only else list(STAGES)
+    unknown = [s for s in stages if s not in STAGE_FUNCS]
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    load = os.getloadavg()
+    print(f"inboxtrail bench {started}, scale {args.scale:g}, {os.cpu_count()} CPUs, "
+          f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, Python {platform.python_version()}")
+    print("seconds: the measured loop (child's own timer) or wall for whole commands; CPU s: user+sys "
+          "of the process tree; peak MiB: max RSS of the tree's largest process; load: 1-min load "
+          "average before>after\n")
+    print(HEADER, flush=True)
+    signal.signal(signal.SIGTERM, _terminate)  # so the temporary inputs are removed
+    with tempfile.TemporaryDirectory(prefix="inboxtrail-bench-", dir=args.tmp) as tmp:
+        bench = Bench(Path(tmp), args.scale, args.corpus)
+        for stage in stages:
+            began = time.perf_counter()
+            try:
+                STAGE_FUNCS[stage](bench)
+                print(f"  ({stage}: {time.perf_counter() - began:.0f} s including input generation)",
+                      flush=True)
+            except Exception as exc:  # one broken stage must not cost the others
+                bench.failures.append(f"{stage}: {type(exc).__name__}: {exc}")
+                print(f"{stage:10} FAILED: {exc}", flush=True)
+    _print_goals(bench.goals)
+    for failure in bench.failures:
+        print(f"  [FAIL] {failure}")
+    end_load = os.getloadavg()
+    print(f"\nload average at the end: {end_load[0]:.2f} {end_load[1]:.2f} {end_load[2]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "started": started, "scale": args.scale, "cpus": os.cpu_count(), "load_start": load,
+            "load_end": end_load,
+            "rows": [{**asdict(r), "rate": r.rate, "cpu_rate": r.cpu_rate, "mb_per_s": r.mb_per_s,
+                      "cpu_mb_per_s": r.cpu_mb_per_s} for r in bench.rows],
+            "goals": [asdict(g) for g in bench.goals], "failures": bench.failures}, indent=2) + "\n")
+    return 1 if bench.failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,6 +39,22 @@ def open_noatime(path: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def _list_names(host_dir: str) -> list[str]:
+    """Names in a directory, read without updating the directory's access time where allowed."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(host_dir, flags | _O_NOATIME)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EINVAL) or not _O_NOATIME:
+            raise
+        fd = os.open(host_dir, flags)
+    try:
+        with os.scandir(fd) as entries:
+            return [entry.name for entry in entries]
+    finally:
+        os.close(fd)
+
+
 def _kind(mode: int) -> EntryKind:
     if stat_mod.S_ISREG(mode):
         return "file"
@@ -94,8 +110,7 @@ class DirectoryFileSystem(FileSystemView):
     def list_dir(self, location: str) -> Iterator[SourceFile]:
         host_dir = self._host_path(location)
         base = location.rstrip("/")
-        with os.scandir(host_dir) as entries:
-            names = sorted(entry.name for entry in entries)
+        names = sorted(_list_names(host_dir))
         for name in names:
             host_path = os.path.join(host_dir, name)
             try:

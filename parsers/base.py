@@ -19,6 +19,16 @@ from parsers.record import Provenance, Record
 REGISTRY: dict[str, type[Parser]] = {}
 
 
+def _writable(text: str) -> str:
+    """``text`` with lone surrogates (undecodable evidence bytes) as ``\\udcxx`` escapes, so that
+    ``parse_warnings.jsonl`` can always be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 @dataclass
 class ParseContext:
     """Everything a parser may know about the file besides its bytes."""
@@ -32,9 +42,9 @@ class ParseContext:
 
     def warn(self, message: str, offset: int | None = None) -> None:
         """Record a problem with this file (path and byte offset are added)."""
-        self.warnings.append({"path": self.provenance.source_path,
+        self.warnings.append({"path": _writable(self.provenance.source_path),
                               "bundle_path": self.provenance.bundle_path,
-                              "offset": offset, "message": message})
+                              "offset": offset, "message": _writable(message)})
 
     def provenance_at(self, offset: int | None) -> Provenance:
         """This file's provenance with a byte offset."""

@@ -19,7 +19,14 @@ from typing import BinaryIO
 
 from collector.timeutil import from_posix
 from parsers.base import ParseContext, Parser
-from parsers.history import MAX_COMMAND_CHARS, HistoryEntry, decode_line, history_records, is_incomplete
+from parsers.history import (
+    MAX_COMMAND_CHARS,
+    HistoryEntry,
+    bounded_lines,
+    decode_line,
+    history_records,
+    is_incomplete,
+)
 from parsers.record import Record
 from parsers.shell_command import heredoc_delimiters
 
@@ -161,9 +168,8 @@ def iter_bash_entries(fh: BinaryIO, ctx: ParseContext) -> Iterator[HistoryEntry]
     """Yield one :class:`HistoryEntry` per command, streaming line by line."""
     reader = _Reader(ctx)
     offset = 0
-    for number, raw in enumerate(fh, 1):
-        line_offset = offset
-        offset += len(raw)
+    for number, (line_offset, raw, end) in enumerate(bounded_lines(fh, ctx), 1):
+        offset = end
         body = raw.rstrip(b"\r\n")
         if number == 1 and body.startswith(_KSH93_MAGIC):
             body = body[len(_KSH93_MAGIC):]

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO
 
 from collector.timeutil import iso_utc, parse_iso
 from parsers.base import ParseContext, Parser
+from parsers.history import MAX_LINE_BYTES, bounded_lines
 from parsers.mail_evidence import (
     SiblingFile,
     UidRanges,
@@ -51,7 +52,7 @@ from parsers.record import Record
 #: Artifacts whose collection includes Maildir message files (so absence from the manifest counts).
 MESSAGE_ARTIFACTS = frozenset({"MaildirMessages", "LooseFiles", "AdHocPath"})
 _HEADER_V1 = re.compile(r"^1 (\d+) (\d+)\s*$")
-_LINE = re.compile(r"^(\d+)(?: (.*?))?\s*$")
+_LINE = re.compile(r"^(\d+)(?: (.*))?$")  # matched on right-stripped text: no backtracking
 
 
 @dataclass
@@ -102,7 +103,7 @@ class DovecotUidlistParser(Parser):
 
     def parse(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
         folder_path = str(PurePosixPath(ctx.provenance.source_path).parent)
-        first = fh.readline()
+        first = fh.readline(MAX_LINE_BYTES)
         version, uid_validity, next_uid = _parse_header(first.decode("utf-8", "replace"))
         if version is None:
             ctx.warn("not a dovecot-uidlist header line", 0)
@@ -112,9 +113,9 @@ class DovecotUidlistParser(Parser):
         offset = len(first)
         order = 0
         listed = 0
-        for number, raw in enumerate(fh, 2):
-            line_offset, offset = offset, offset + len(raw)
-            text = raw.decode("utf-8", "surrogateescape").rstrip("\r\n")
+        for number, (start, raw, _) in enumerate(bounded_lines(fh, ctx), 2):
+            line_offset = offset + start
+            text = raw.decode("utf-8", "surrogateescape").rstrip()
             match = _LINE.match(text)
             if not text.strip():
                 continue

@@ -96,7 +96,7 @@ def mailbox_of(path: str) -> str | None:
 
 def is_trash_mailbox(name: str | None) -> bool:
     """Whether a mailbox name or URL names a Trash / Deleted Messages folder (any nesting)."""
-    if not name:
+    if not isinstance(name, str) or not name:  # a damaged database can hold any type
         return False
     last = urllib.parse.unquote(name.rstrip("/").rsplit("/", 1)[-1]).strip().lower()
     return last in TRASH_NAMES
@@ -163,14 +163,14 @@ class EmlxParser(Parser):
                 loaded = plistlib.loads(tail.strip())
                 plist = loaded if isinstance(loaded, dict) else {}
             except (plistlib.InvalidFileException, ValueError, SyntaxError, ExpatError, OverflowError,
-                    RecursionError) as exc:  # hostile XML or binary plists raise all of these
+                    RecursionError, LookupError) as exc:  # hostile XML or binary plists raise all these
                 ctx.warn(f"unreadable property list: {exc}", plist_offset)
                 corrupted = True
         match = _NAME.match(name)
         mailbox = mailbox_of(ctx.provenance.source_path)
         flags = plist.get("flags")
         timestamps: dict[str, int] = {}
-        date_time = parse_rfc2822_date(headers.get("Date"))
+        date_time = parse_rfc2822_date(_clean(headers.get("Date")))  # a Header if not ASCII
         if date_time is not None:
             timestamps["Sent Time (Date header)"] = date_time
         plist_times = {key: value for key in ("date-received", "date-last-viewed", "date-sent")

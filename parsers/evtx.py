@@ -25,6 +25,7 @@ import evtx
 
 from parsers.base import ParseContext, Parser
 from parsers.evtx_events import Event, one_line, parse_time, read_event, shape, system_attributes
+from parsers.evtx_guard import looping_chunks, without_chunks
 from parsers.record import Record
 
 MAGIC = b"ElfFile\x00"
@@ -51,6 +52,15 @@ def iter_events(fh: BinaryIO | str, ctx: ParseContext, chunk_offset: int | None 
     Warnings carry the offset of the chunk the error names, or ``chunk_offset`` (a single chunk
     carved out of a larger stream).
     """
+    if not isinstance(fh, str):
+        bad = looping_chunks(fh)
+        if bad:
+            for offset in bad:
+                ctx.warn("evtx: chunk whose string/template hash chain loops; skipped",
+                         chunk_offset if chunk_offset is not None else offset)
+            with without_chunks(fh, bad) as safe_copy:
+                yield from iter_events(safe_copy, ctx, chunk_offset)
+            return
     try:
         iterator = evtx.PyEvtxParser(fh).records_json()
     except (RuntimeError, OSError, ValueError) as exc:

@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 from collector.timeutil import from_datetime
 from parsers.base import ParseContext, Parser
 from parsers.exchange_cmdlets import cmdlet_attributes, parse_parameter_string
+from parsers.history import bounded_lines, bounded_text_lines
 from parsers.record import Record
 
 TRACKING_TYPE = "windows:exchange:message_tracking"
@@ -98,13 +99,11 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _numbered_lines(fh: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
-    offset = 0
-    for number, raw in enumerate(fh, 1):
+def _numbered_lines(fh: BinaryIO, ctx: ParseContext) -> Iterator[tuple[int, int, bytes]]:
+    for number, (offset, raw, _) in enumerate(bounded_lines(fh, ctx), 1):  # a huge line is cut
         if number == 1 and raw.startswith(_BOM):
-            offset, raw = len(_BOM), raw[len(_BOM):]
+            offset, raw = offset + len(_BOM), raw[len(_BOM):]
         yield offset, number, raw
-        offset += len(raw)
 
 
 def iter_w3c(fh: BinaryIO, ctx: ParseContext) -> Iterator[W3CLine]:
@@ -115,7 +114,7 @@ def iter_w3c(fh: BinaryIO, ctx: ParseContext) -> Iterator[W3CLine]:
     """
     headers: dict[str, str] = {}
     fields: list[str] = []
-    source = _numbered_lines(fh)
+    source = _numbered_lines(fh, ctx)
     replay: collections.deque[tuple[int, int, bytes]] = collections.deque()
     while True:
         if replay:
@@ -188,6 +187,17 @@ def _is_kind(fh: BinaryIO, ctx: ParseContext, log_type: str, field_name: str, ot
         ctx.warn(f"not an Exchange {log_type} file (log type {found_type or 'unknown'}, "
                  f"no {field_name} column)", 0)
     return False
+
+
+def _until_csv_error(rows: Iterator[dict[str, str]], ctx: ParseContext) -> Iterator[dict[str, str]]:
+    """Rows until the csv module gives up (a field over its size limit, a NUL): a warning, not a crash."""
+    count = 0
+    try:
+        for row in rows:
+            yield row
+            count += 1
+    except csv.Error as exc:
+        ctx.warn(f"admin audit CSV unreadable after {count} rows: {exc}")
 
 
 def _named(line: W3CLine, ctx: ParseContext) -> tuple[dict[str, str], bool]:
@@ -422,9 +432,10 @@ class ExchangeAdminAuditParser(Parser):
 
     def _csv(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
         text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        first = text.readline()
+        lines = bounded_text_lines(text, ctx)  # a huge line is cut, never held
+        first = next(lines, "")
         header = [first] if not first.startswith("#TYPE") else []
-        reader = csv.DictReader(_chain(header, text))
+        reader = _until_csv_error(csv.DictReader(_chain(header, lines)), ctx)
         warned = False
         for order, row in enumerate(reader):
             if None in row:

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from collector.timeutil import from_posix
 from parsers.base import ParseContext, Parser
-from parsers.history import MAX_COMMAND_CHARS, HistoryEntry, decode_line, history_records
+from parsers.history import MAX_COMMAND_CHARS, HistoryEntry, bounded_lines, decode_line, history_records
 from parsers.record import Record
 
 _CMD = re.compile(rb"^- cmd:(?: (.*))?$", re.DOTALL)
@@ -48,10 +48,7 @@ def iter_fish_entries(fh: BinaryIO, ctx: ParseContext) -> Iterator[HistoryEntry]
     """Yield one entry per ``- cmd:`` line, with its time and paths, streaming."""
     current: HistoryEntry | None = None
     in_paths = False
-    offset = 0
-    for number, raw in enumerate(fh, 1):
-        line_offset = offset
-        offset += len(raw)
+    for number, (line_offset, raw, _) in enumerate(bounded_lines(fh, ctx), 1):
         body = raw.rstrip(b"\r\n")
         match = _CMD.match(body)
         if match:

@@ -12,6 +12,7 @@ import posixpath
 import shlex
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO, TextIO
 
 from collector.timeutil import parse_iso
 from parsers.base import ParseContext
@@ -21,6 +22,8 @@ from parsers.shell_command import fold_lines
 NOT_BEFORE = "Not before: previous dated history line"
 NOT_AFTER = "Not after: history file last modified"
 MAX_COMMAND_CHARS = 1 << 20
+#: A history line longer than this is cut: a 2 GB single line must not be read into memory.
+MAX_LINE_BYTES = 1 << 20
 
 
 @dataclass
@@ -32,6 +35,52 @@ class HistoryEntry:
     line_number: int
     time: int | None = None
     extra: dict[str, object] | None = None
+
+
+def bounded_lines(fh: BinaryIO, ctx: ParseContext,
+                  limit: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes, int]]:
+    """(start offset, line, end offset) of each line of ``fh``, streaming in bounded memory.
+
+    A line longer than ``limit`` bytes is cut to its first ``limit`` bytes with a warning at its
+    offset; the rest of it is read in ``limit``-sized pieces and dropped, never held. Offsets stay
+    those of the file.
+    """
+    offset = 0
+    while True:
+        raw = fh.readline(limit)
+        if not raw:
+            return
+        start = offset
+        offset += len(raw)
+        if len(raw) == limit and not raw.endswith(b"\n"):
+            skipped = 0
+            while True:
+                rest = fh.readline(limit)
+                offset += len(rest)
+                skipped += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            if skipped:
+                ctx.warn(f"line of {len(raw) + skipped} bytes cut to its first {limit} bytes", start)
+        yield start, raw, offset
+
+
+def bounded_text_lines(text: TextIO, ctx: ParseContext, limit: int = MAX_LINE_BYTES) -> Iterator[str]:
+    """Lines of a text stream, each cut to ``limit`` characters like :func:`bounded_lines` does."""
+    while True:
+        line = text.readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith("\n"):
+            skipped = 0
+            while True:
+                rest = text.readline(limit)
+                skipped += len(rest)
+                if not rest or rest.endswith("\n"):
+                    break
+            if skipped:
+                ctx.warn(f"line of {limit + skipped} characters cut to its first {limit}")
+        yield line
 
 
 def decode_line(raw: bytes) -> str:

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from collector.timeutil import from_datetime
 from parsers.base import ParseContext, Parser
 from parsers.exchange_cmdlets import HIDING_FOLDERS, cmdlet_attributes, parse_parameter_string
+from parsers.history import bounded_text_lines
 from parsers.record import Record
 
 DATA_TYPE_PREFIX = "m365:ual"
@@ -50,6 +51,12 @@ def _encoding(head: bytes) -> str:
     if len(head) >= 4 and head[1:2] == b"\x00" and head[3:4] == b"\x00":
         return "utf-16-le"
     return "utf-8-sig"
+
+
+def _errors(encoding: str) -> str:
+    """Decoding error handler: surrogateescape keeps bad UTF-8 losslessly, but cannot escape the
+    ASCII-range bytes of a broken UTF-16 unit (lone surrogate, odd trailing byte): those are U+FFFD."""
+    return "replace" if encoding.startswith("utf-16") else "surrogateescape"
 
 
 def _head_text(head: bytes) -> str:
@@ -222,13 +229,14 @@ class M365AuditParser(Parser):
     def _csv_rows(self, fh: BinaryIO, ctx: ParseContext,
                   encoding: str) -> Iterator[tuple[int | None, dict[str, Any], dict[str, Any] | None]]:
         csv.field_size_limit(max(csv.field_size_limit(), MAX_OBJECT_CHARS))
-        text = io.TextIOWrapper(fh, encoding=encoding, errors="surrogateescape", newline="")
-        first = text.readline()
+        text = io.TextIOWrapper(fh, encoding=encoding, errors=_errors(encoding), newline="")
+        bounded = bounded_text_lines(text, ctx, MAX_OBJECT_CHARS)  # a 2 GB line is cut, not held
+        first = next(bounded, "")
         lines = [first] if not first.startswith("#TYPE") else []
 
         def _all() -> Iterator[str]:
             yield from lines
-            yield from text
+            yield from bounded
 
         reader = csv.reader(_all())
         try:
@@ -315,7 +323,7 @@ def iter_json_objects(fh: BinaryIO, ctx: ParseContext,
     work stays linear in the file size.
     """
     decoder = json.JSONDecoder()
-    incremental = codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
+    incremental = codecs.getincrementaldecoder(encoding)(errors=_errors(encoding))
     wide = encoding.startswith("utf-16")
     buffer = ""
     pos = 0  # parse position in buffer

@@ -182,7 +182,7 @@ def decode_header_value(value: str | None) -> str | None:
         return value
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
-    except (email.errors.HeaderParseError, LookupError, UnicodeError, ValueError):
+    except (email.errors.MessageError, LookupError, UnicodeError, ValueError):  # CharsetError too
         return value
 
 

@@ -28,6 +28,19 @@ from parsers.record import Record
 PR_MESSAGE_CLASS = 0x001A
 PR_SUBJECT = 0x0037
 PR_CLIENT_SUBMIT_TIME = 0x0039
+#: pypff raises MemoryError ("unable to create ... object") when an item of a damaged file
+#: cannot be built: that is a damaged item, not an exhausted heap.
+_PFF_ERRORS = (OSError, MemoryError)
+
+
+def _name(folder: Any) -> str | None:
+    """A folder's display name, or None when its property table is unreadable."""
+    try:
+        return folder.name
+    except _PFF_ERRORS:
+        return None
+
+
 PR_SENT_REPRESENTING_NAME = 0x0042
 PR_SENDER_NAME = 0x0C1A
 PR_SENDER_EMAIL_ADDRESS = 0x0C1F
@@ -191,11 +204,11 @@ class OutlookPstParser(Parser):
             try:
                 store = pff.get_message_store()
                 wastebasket = _nid_of_entryid(_bytes(_entries(store), PR_IPM_WASTEBASKET_ENTRYID))
-            except OSError:
+            except _PFF_ERRORS:
                 ctx.warn("message store unreadable: Deleted Items found by name only")
             try:
                 root = pff.get_root_folder()
-            except OSError as exc:
+            except _PFF_ERRORS as exc:
                 ctx.warn(f"root folder unreadable: {exc}")
                 root = None
             if root is not None:
@@ -229,7 +242,7 @@ class OutlookPstParser(Parser):
         for index in range(sub_items):
             try:
                 item = folder.get_sub_item(index)
-            except OSError as exc:
+            except _PFF_ERRORS as exc:
                 ctx.warn(f"{info.path or '/'}: sub item {index} unreadable: {exc}")
                 continue
             identifier = item.identifier
@@ -247,10 +260,10 @@ class OutlookPstParser(Parser):
         for index in range(count):
             try:
                 sub = folder.get_sub_folder(index)
-            except OSError as exc:
+            except _PFF_ERRORS as exc:
                 ctx.warn(f"{info.path or '/'}: sub folder {index} unreadable: {exc}")
                 continue
-            name = sub.name or f"(folder {sub.identifier})"
+            name = _name(sub) or f"(folder {sub.identifier})"
             lower = name.lower()
             child = _Folder(
                 path=f"{info.path}/{name}", identifier=sub.identifier,
@@ -335,7 +348,7 @@ class OutlookPstParser(Parser):
     def _recipients(item: Any, ctx: ParseContext) -> list[dict[str, Any]]:
         try:
             recipients = item.recipients
-        except (OSError, AttributeError):
+        except (*_PFF_ERRORS, AttributeError):
             return []
         if recipients is None:
             return []
@@ -347,7 +360,7 @@ class OutlookPstParser(Parser):
         for index in range(count):
             try:
                 entries = _set_entries(recipients.get_recipient(index))
-            except OSError:
+            except _PFF_ERRORS:
                 ctx.warn(f"item {item.identifier}: recipient {index} unreadable")
                 continue
             kind = _integer(entries, PR_RECIPIENT_TYPE)
@@ -365,7 +378,7 @@ class OutlookPstParser(Parser):
         for index in range(orphans):
             try:
                 item = pff.get_orphan_item(index)
-            except OSError as exc:
+            except _PFF_ERRORS as exc:
                 ctx.warn(f"orphan item {index} unreadable: {exc}")
                 continue
             if type(item).__name__ == "folder":
@@ -384,13 +397,13 @@ class OutlookPstParser(Parser):
         for index in range(recovered):
             try:
                 item = pff.get_recovered_item(index)
-            except OSError as exc:
+            except _PFF_ERRORS as exc:
                 ctx.warn(f"recovered item {index} unreadable: {exc}")
                 continue
             yield self._item_record(item, None, ctx, origin="recovered")
 
     def _orphan_folder(self, folder: Any, ctx: ParseContext) -> Record:
-        info = _Folder(path=f"(orphan)/{folder.name or folder.identifier}", identifier=folder.identifier)
+        info = _Folder(path=f"(orphan)/{_name(folder) or folder.identifier}", identifier=folder.identifier)
         record = self._folder_record(folder, info, ctx)
         attributes = dict(record.attributes, recovered_item=True, origin="orphan")
         return dataclasses.replace(record, attributes=attributes, recovered=True)

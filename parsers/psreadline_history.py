@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from parsers.base import ParseContext, Parser
-from parsers.history import MAX_COMMAND_CHARS, HistoryEntry, decode_line, history_records
+from parsers.history import MAX_COMMAND_CHARS, HistoryEntry, bounded_lines, decode_line, history_records
 from parsers.record import Record
 
 DATA_TYPE = "shell:powershell:command"
@@ -27,9 +27,8 @@ def iter_psreadline_entries(fh: BinaryIO, ctx: ParseContext) -> Iterator[History
     """Yield one entry per command, joining backtick-continued lines, streaming."""
     current: HistoryEntry | None = None
     offset = 0
-    for number, raw in enumerate(fh, 1):
-        line_offset = offset
-        offset += len(raw)
+    for number, (line_offset, raw, end) in enumerate(bounded_lines(fh, ctx), 1):
+        offset = end
         body = raw.rstrip(b"\r\n")
         if number == 1 and body.startswith(_BOM):
             body = body[len(_BOM):]

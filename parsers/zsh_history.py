@@ -15,7 +15,14 @@ from typing import BinaryIO
 
 from collector.timeutil import from_posix, parse_iso
 from parsers.base import ParseContext, Parser
-from parsers.history import MAX_COMMAND_CHARS, NOT_AFTER, HistoryEntry, decode_line, history_records
+from parsers.history import (
+    MAX_COMMAND_CHARS,
+    NOT_AFTER,
+    HistoryEntry,
+    bounded_lines,
+    decode_line,
+    history_records,
+)
 from parsers.record import Record
 
 _EXTENDED = re.compile(rb"^: *(\d{1,11}):(\d+);(.*)$", re.DOTALL)
@@ -45,9 +52,8 @@ def iter_zsh_entries(fh: BinaryIO, ctx: ParseContext) -> Iterator[HistoryEntry]:
     current: HistoryEntry | None = None
     continued = False
     offset = 0
-    for number, raw in enumerate(fh, 1):
-        line_offset = offset
-        offset += len(raw)
+    for number, (line_offset, raw, end) in enumerate(bounded_lines(fh, ctx), 1):
+        offset = end
         body = unmetafy(raw.rstrip(b"\r\n"))
         if current is not None and continued:
             text = decode_line(body)
@@ -118,11 +124,8 @@ class TerminalSessionParser(Parser):
         mtime_text = ctx.entry.get("mtime")
         mtime = parse_iso(mtime_text) if mtime_text else None
         session_id = posixpath.basename(ctx.provenance.source_path).rsplit(".", 1)[0]
-        offset = 0
         order = 0
-        for number, raw in enumerate(fh, 1):
-            line_offset = offset
-            offset += len(raw)
+        for number, (line_offset, raw, _) in enumerate(bounded_lines(fh, ctx), 1):
             body = raw.rstrip(b"\r\n")
             if not body.strip():
                 continue

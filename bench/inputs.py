@@ -1,0 +1,242 @@
+"""Generated benchmark inputs: an mbox spool, a bash history, records.jsonl files, an ext4 image.
+
+Everything is built from a seeded :class:`random.Random`, so the same scale gives the same bytes
+(and the same message, line and row counts) on every run. Inputs live in a temporary directory
+that ``run.py`` removes at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+_WORDS = ("mailbox report quarterly invoice meeting agenda server backup password reset review "
+          "project budget draft contract delivery schedule customer support ticket update notes "
+          "attached please find regards thanks tomorrow morning urgent export archive policy").split()
+_NAMES = ("Alice Martin", "Bob Keller", "Carol Nguyen", "Dan O'Brien", "Eve Schmidt", "Frank Rossi",
+          "Grace Kim", "Heidi Novak", "Ivan Petrov", "Judy Alvarez")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def _sentence(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(rng.choices(_WORDS, k=rng.randint(low, high)))
+
+
+def _rfc2822(epoch: int) -> str:
+    import email.utils
+
+    return email.utils.formatdate(epoch, usegmt=False)
+
+
+def _asctime(epoch: int) -> str:
+    import time
+
+    t = time.gmtime(epoch)
+    return f"{_DAYS[t.tm_wday]} {_MONTHS[t.tm_mon - 1]} {t.tm_mday:2d} {t.tm_hour:02d}:{t.tm_min:02d}:" \
+           f"{t.tm_sec:02d} {t.tm_year}"
+
+
+@dataclass
+class MboxInput:
+    path: Path
+    size: int
+    messages: int
+
+
+def make_mbox(path: Path, target_bytes: int, seed: int = 1) -> MboxInput:
+    """An mbox spool of realistic messages until ``target_bytes``.
+
+    Each message has an envelope ``From_`` line, two or three folded ``Received:`` headers, Date,
+    From with a display name, To (sometimes Cc), a Subject (one in ten RFC 2047 encoded),
+    Message-ID, MIME headers, X-UID and Status, and a body of 3-120 lines; body lines that start
+    with ``From `` are quoted as ``>From `` (mboxrd), so every reader sees the same messages.
+    """
+    rng = random.Random(seed)
+    body_pool = [_sentence(rng, 4, 14) for _ in range(500)]
+    body_pool += [">From the archive: " + _sentence(rng, 2, 6) for _ in range(5)]
+    size = messages = 0
+    epoch = _EPOCH
+    with path.open("wb", buffering=1 << 20) as out:
+        while size < target_bytes:
+            epoch += rng.randint(1, 600)
+            sender = rng.choice(_NAMES)
+            local = sender.split()[0].lower()
+            domain = rng.choice(("example.org", "partner.example", "mail.example.net"))
+            subject = _sentence(rng, 2, 8)
+            if rng.random() < 0.1:
+                subject = "=?UTF-8?B?" + base64.b64encode(("Réunion " + subject).encode()).decode() + "?="
+            hops = "".join(
+                f"Received: from relay{h}.{domain} (relay{h}.{domain} [192.0.2.{rng.randint(1, 254)}])\n"
+                f"\tby mx.corp.example (Postfix) with ESMTPS id {rng.getrandbits(40):010X}\n"
+                f"\tfor <alice@corp.example>; {_rfc2822(epoch - h)}\n"
+                for h in range(rng.randint(2, 3)))
+            cc = f"Cc: {rng.choice(_NAMES)} <team@corp.example>\n" if rng.random() < 0.3 else ""
+            lines = rng.choices(body_pool, k=rng.randint(3, 120))
+            message = (
+                f"From {local}@{domain} {_asctime(epoch)}\n"
+                f"Return-Path: <{local}@{domain}>\nX-Original-To: alice@corp.example\n"
+                f"Delivered-To: alice@corp.example\n{hops}"
+                f"Date: {_rfc2822(epoch - 5)}\nFrom: {sender} <{local}@{domain}>\n"
+                f"To: Alice Martin <alice@corp.example>\n{cc}Subject: {subject}\n"
+                f"Message-ID: <{rng.getrandbits(64):016x}.{messages}@{domain}>\nMIME-Version: 1.0\n"
+                f"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"
+                f"X-UID: {messages + 1}\nStatus: RO\n\n" + "\n".join(lines) + "\n\n").encode()
+            out.write(message)
+            size += len(message)
+            messages += 1
+    return MboxInput(path, size, messages)
+
+
+_COMMANDS = (
+    "ls -la /var/mail", "cd ~/projects/inbox", "git status", "git pull --rebase", "vim notes.txt",
+    "grep -c '^From ' /var/mail/alice", "tail -f /var/log/mail.log", "sudo systemctl restart postfix",
+    "python3 -m http.server 8000", "ssh backup@10.0.0.5", "scp report.pdf bob@fileserver:/srv/share/",
+    "mail -f ~/mbox", "du -sh ~/Maildir", "find /home -name '*.mbox' -size +10M",
+    "docker ps -a", "tar czf backup.tgz ~/Documents", "history | tail", "make -j2 && make test",
+    "curl -s https://example.org/api/v1/status | jq .", "export MAIL=/var/mail/alice",
+)
+
+
+@dataclass
+class HistoryInput:
+    path: Path
+    size: int
+    lines: int
+    entries: int
+
+
+def make_history(path: Path, target_bytes: int, seed: int = 2) -> HistoryInput:
+    """A bash history with ``#epoch`` lines (HISTTIMEFORMAT) until ``target_bytes``.
+
+    Most commands carry a ``#epoch`` line; one in twenty has none (an undated line the parser
+    must keep), one in fifty spans two physical lines inside an open quote.
+    """
+    rng = random.Random(seed)
+    commands = [c + (f" {rng.randint(1, 9999)}" if i % 3 == 0 else "")
+                for i in range(400) for c in (rng.choice(_COMMANDS),)]
+    size = lines = entries = 0
+    epoch = _EPOCH
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
+        while size < target_bytes:
+            block: list[str] = []
+            for _ in range(10_000):
+                epoch += rng.randint(1, 90)
+                roll = rng.random()
+                if roll >= 0.05:
+                    block.append(f"#{epoch}")
+                if roll < 0.02:
+                    block.append(f'echo "first line of {entries}')
+                    block.append('second line"')
+                else:
+                    block.append(rng.choice(commands))
+                entries += 1
+            text = "\n".join(block) + "\n"
+            out.write(text)
+            size += len(text.encode())
+            lines += len(block)
+    return HistoryInput(path, size, lines, entries)
+
+
+def make_records(path: Path, rows: int, seed: int = 3, files: int = 40) -> int:
+    """A records.jsonl that fans out into ``rows`` timeline rows; returns the record count.
+
+    Records come as the parse stage writes them: one source file after another, each file's
+    records in file order (history commands with one time, mbox messages with three), so the
+    timeline has to merge many interleaved sorted runs.
+    """
+    rng = random.Random(seed)
+    made = records = 0
+    per_file = max(1, rows // files)
+    with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
+        file_index = 0
+        while made < rows:
+            mail = file_index % 2 == 1
+            source = (f"/var/mail/user{file_index}" if mail else f"/home/user{file_index}/.bash_history")
+            epoch_us = (_EPOCH + rng.randint(0, 86_400 * 30)) * 1_000_000
+            order = 0
+            target = min(rows, made + per_file)
+            lines = []
+            while made < target:
+                epoch_us += rng.randint(1, 600) * 1_000_000
+                if mail:
+                    stamps = {"Envelope Time": epoch_us, "Content Modification Time": epoch_us - 5_000_000,
+                              "Received Time": epoch_us - 1_000_000}
+                    record = {"data_type": "mail:mbox:message",
+                              "message": f"Mail from sender{order}@example.org: {_sentence(rng, 2, 6)}",
+                              "attributes": {"from": f"sender{order}@example.org",
+                                             "to": "alice@corp.example", "subject": _sentence(rng, 2, 6),
+                                             "message_id": f"<{order}.{file_index}@example.org>",
+                                             "offset": order * 2048, "size": 2048},
+                              "parser": "mbox"}
+                else:
+                    stamps = {"Command Run Time": epoch_us}
+                    command = rng.choice(_COMMANDS)
+                    record = {"data_type": "shell:bash:command", "message": command,
+                              "attributes": {"command": command, "shell": "bash"}, "parser": "bash_history"}
+                record.update(
+                    provenance={"bundle_path": f"files/p1{source}", "source_path": source,
+                                "sha256": f"{file_index:064x}", "filesystem": "p1",
+                                "offset": order * 64,
+                                "evidence": "image:bench.raw|RAW|TSK_PARTITION/p1|EXT/"},
+                    order=order, timestamps=stamps, time_bounds={}, host="bench-host",
+                    user=f"user{file_index}", recovered=False, corrupted=False,
+                    tags=["T1070.008"] if rng.random() < 0.001 else [])
+                lines.append(json.dumps(record, ensure_ascii=False))
+                made += len(stamps)
+                order += 1
+                records += 1
+            out.write("\n".join(lines) + "\n")
+            file_index += 1
+    return records
+
+
+@dataclass
+class ImageInput:
+    path: Path
+    size: int
+    files: int
+    file_bytes: int
+
+
+def make_ext4_image(path: Path, staging: Path, image_bytes: int, seed: int = 4) -> ImageInput:
+    """A raw ext4 image (no partition table) built with ``mke2fs -d`` from random files.
+
+    About 60 % of the image is file data: four large files (40 % of it) and many small ones
+    (1-256 KiB) in nested directories, like a home directory with a few big mail stores.
+    """
+    rng = random.Random(seed)
+    budget = int(image_bytes * 0.6)
+    staging.mkdir(parents=True)
+    files = file_bytes = 0
+    big = int(budget * 0.4) // 4
+    for index in range(4):
+        target = staging / "home" / f"user{index}" / "Mail" / f"archive{index}.mbox"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as out:
+            left = big
+            while left:
+                chunk = os.urandom(min(left, 8 << 20))
+                out.write(chunk)
+                left -= len(chunk)
+        files += 1
+        file_bytes += big
+    while file_bytes < budget:
+        size = rng.randint(1 << 10, 256 << 10)
+        folder = staging / "home" / f"user{rng.randrange(8)}" / f"dir{rng.randrange(40)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"file{files}.dat").write_bytes(rng.randbytes(size))
+        files += 1
+        file_bytes += size
+    mke2fs = shutil.which("mke2fs") or "/usr/sbin/mke2fs"
+    subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-L", "benchfs", "-d", str(staging), str(path),
+                    f"{image_bytes // 1024}k"], check=True, capture_output=True)
+    shutil.rmtree(staging)
+    return ImageInput(path, path.stat().st_size, files, file_bytes)
