@@ -176,6 +176,7 @@ class BundleWriter:
     # -- finishing --------------------------------------------------------------------------------
     def close(self, report: dict[str, Any]) -> dict[str, Any]:
         """Publish ``manifest.jsonl`` and ``report.json`` (atomically) and return the report."""
+        self.sweep_partials()
         self._manifest.flush()
         os.sync()  # every collected file reaches the disk before the manifest names it
         self._manifest.close()
@@ -194,6 +195,12 @@ class BundleWriter:
         """Drop the unfinished manifest (an interrupted run publishes nothing half-done)."""
         self._manifest.close()
         Path(self._manifest_tmp).unlink(missing_ok=True)
+        self.sweep_partials()
+
+    def sweep_partials(self) -> None:
+        """Remove temporary copies a signal may have left between their creation and cleanup."""
+        for leftover in (self.root / FILES_DIR).rglob(".*.part"):
+            leftover.unlink(missing_ok=True)
 
 
 def read_manifest(bundle: str | os.PathLike[str]) -> list[dict[str, Any]]:
