@@ -197,15 +197,12 @@ class DovecotUidlistParser(Parser):
 
     def _gap(self, uids: UidRanges, uid_validity: int | None, next_uid: int | None, version: int,
              ctx: ParseContext, folder_path: str, order: int) -> Record | None:
-        gaps = list(uids.gaps)
-        tail = uids.tail(next_uid)
-        if tail is not None:
-            gaps.append(tail)
-        if not gaps:
+        found = uids.expunged(next_uid)
+        if found is None:
             return None
+        gaps, tail, befores = found
         missing = count_uids(gaps)
         bounds: dict[str, int] = {}
-        befores = list(uids.before) + ([uids.last_marker] if tail is not None else [])
         if befores and all(b is not None for b in befores):
             bounds["Not before: delivery of the message before the first gap"] = min(befores)
         if ctx.entry.get("mtime"):

@@ -147,6 +147,19 @@ class UidRanges:
         floor = (self.highest or 0) + 1
         return (floor, next_uid - 1) if next_uid > floor else None
 
+    def expunged(self, next_uid: int | None) -> tuple[list[tuple[int, int]], tuple[int, int] | None,
+                                                      list[Any]] | None:
+        """(every missing range incl. the tail, the tail, markers before the gaps), or None.
+
+        The markers are those of the message before each gap, plus the newest message's when
+        the tail (UIDs handed out above the highest present) is missing too.
+        """
+        tail = self.tail(next_uid)
+        gaps = list(self.gaps) + ([tail] if tail is not None else [])
+        if not gaps:
+            return None
+        return gaps, tail, list(self.before) + ([self.last_marker] if tail is not None else [])
+
     @property
     def last_marker(self) -> Any:
         """The marker of the highest UID (the newest message still present)."""

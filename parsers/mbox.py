@@ -562,15 +562,12 @@ class MboxParser(Parser):
                  ctx: ParseContext, folder: dict[str, Any], order: int) -> Record | None:
         if uids.count == 0 and next_uid is None:
             return None
-        gaps = list(uids.gaps)
-        tail = uids.tail(next_uid)
-        if tail is not None:
-            gaps.append(tail)
-        if not gaps:
+        found = uids.expunged(next_uid)
+        if found is None:
             return None
+        gaps, tail, befores = found
         missing = count_uids(gaps)
         bounds: dict[str, int] = {}
-        befores = list(uids.before) + ([uids.last_marker] if tail is not None else [])
         if befores and all(b is not None and b[0] is not None for b in befores):
             # The expunged messages arrived after the message before the first gap.
             bounds["Not before: delivery of the message before the first gap"] = min(b[0] for b in befores)
