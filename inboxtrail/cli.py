@@ -38,7 +38,7 @@ from timeline.build import (
     build_timeline,
     parse_time_option,
 )
-from timeline.findings import FINDINGS, write_findings
+from timeline.findings import FINDINGS, FINDINGS_HTML, write_findings
 
 log = logging.getLogger("inboxtrail.cli")
 
@@ -217,7 +217,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                f"{parsed['warnings']} warnings -> {out / RECORDS}")
     _say(args, f"timeline: {built['rows']} rows -> {out / TIMESKETCH_CSV}, {out / TIMESKETCH_JSONL}, "
                f"{out / L2TCSV}")
-    _say(args, f"findings: mail clearing {result} ({len(findings)} tagged records) -> {out / FINDINGS}")
+    _say(args, f"findings: mail clearing {result} ({len(findings)} tagged records) -> {out / FINDINGS}, "
+               f"{out / FINDINGS_HTML}")
     for finding in findings[:20]:
         _say(args, f"  - {finding['message']}  [{', '.join(finding['tags'])}]")
     _say(args, f"log: {out / 'run.log'}")
