@@ -14,7 +14,6 @@ import os
 import resource
 import signal
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +30,6 @@ HOSTILE_IMAGE = IMAGES / "hostile.qcow2"
 #: (RLIMIT_FSIZE) makes such a write fail with EFBIG instead of filling the disk.
 WRITE_LIMIT = 256 * 1024 * 1024
 #: Generous bound for a full run (collect + parse + timeline) of the image.
-RUN_SECONDS_LIMIT = 300
 
 
 def _load_table():
@@ -76,16 +74,14 @@ RUN_SCOPE = ["--artifacts", "LinuxMailSpools,BashShellHistory,MaildirMessages",
 
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One `inboxtrail run` of the hostile image; returns paths, exit code and duration."""
+    """One `inboxtrail run` of the hostile image; returns paths and exit code."""
     base = tmp_path_factory.mktemp("hostile-run")
     out = base / "out"
     before = sha256_of(HOSTILE_IMAGE)
-    started = time.monotonic()
     with write_limit():
         code = main(["--quiet", "run", str(HOSTILE_IMAGE), "-o", str(out), *RUN_SCOPE])
-    seconds = time.monotonic() - started
     lines = _lines(out / "bundle") if (out / "bundle" / "manifest.jsonl").is_file() else []
-    return {"base": base, "out": out, "bundle": out / "bundle", "code": code, "seconds": seconds,
+    return {"base": base, "out": out, "bundle": out / "bundle", "code": code,
             "lines": lines, "by_path": {line["source_path"]: line for line in lines},
             "sha_before": before}
 
@@ -95,10 +91,8 @@ def test_image_matches_committed_sha256():
     assert sha256_of(HOSTILE_IMAGE) == expected
 
 
-def test_run_finishes_in_time_and_succeeds(hostile_run):
-    print(f"hostile run: {hostile_run['seconds']:.1f} s, {len(hostile_run['lines'])} manifest lines")
+def test_run_finishes_and_succeeds(hostile_run):
     assert hostile_run["code"] == 0
-    assert hostile_run["seconds"] < RUN_SECONDS_LIMIT
     for name in ("bundle/manifest.jsonl", "bundle/report.json", "records.jsonl", "timeline.csv"):
         assert (hostile_run["out"] / name).is_file(), name
     assert not list(hostile_run["out"].rglob("*.part")), "temporary files left behind"
@@ -328,10 +322,9 @@ def test_name_holding_a_slash_stays_inside_the_bundle(encoding_collect):
 # -- 100,000 files in one directory ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def mail_dir_collect(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """collect() of ~eve/Mail/* alone (100,002 names), timed; an exception is kept, not raised."""
+    """collect() of ~eve/Mail/* alone (100,002 names); an exception is kept, not raised."""
     bundle = tmp_path_factory.mktemp("hostile-mail") / "bundle"
     source = open_source(str(HOSTILE_IMAGE))
-    started = time.monotonic()
     report, error = None, None
     try:
         with write_limit():
@@ -341,11 +334,8 @@ def mail_dir_collect(tmp_path_factory: pytest.TempPathFactory) -> dict:
         error = exc
     finally:
         source.close()
-    seconds = time.monotonic() - started
-    print(f"~eve/Mail collection: {seconds:.1f} s")
     lines = _lines(bundle) if (bundle / "manifest.jsonl").is_file() else []
-    return {"bundle": bundle, "report": report, "error": error, "lines": lines,
-            "seconds": seconds}
+    return {"bundle": bundle, "report": report, "error": error, "lines": lines}
 
 
 
@@ -360,7 +350,6 @@ def test_hundred_thousand_files_in_one_directory(mail_dir_collect):
     assert by_path["/home/eve/Mail/Sent"]["outcome"] == "collected"
     parent = by_path["/home/eve/Mail/parent"]
     assert parent["kind"] == "symlink" and parent["link_target"] == ".."
-    assert mail_dir_collect["seconds"] < RUN_SECONDS_LIMIT
 
 
 @pytest.mark.slow

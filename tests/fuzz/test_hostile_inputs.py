@@ -2,14 +2,14 @@
 
 Huge inputs are never created: a 2 GB single-line history is a lazy file object (50 MB here)
 whose bytes are computed on demand, and the 10 GB mbox is a sparse file (1 GB here, holes cost no
-disk). What is checked is the harness contract plus: memory stays far below the input size, time
-stays small, and the problem is a warning with the file's path and a byte offset.
+disk). What is checked is the harness contract (which includes its hang guard) plus: memory
+stays far below the input size, and the problem is a warning with the file's path and a byte
+offset. How fast these inputs go is measured in bench/, not here.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -57,10 +57,8 @@ def test_huge_single_line_is_not_loaded(name: str) -> None:
     head = LINE_HEADS[name]
     # Known offenders get a shorter line (and bound) so that their xfail stays cheap.
     length, bound = (LONG_LINE, LINE_MEMORY) if name not in NOT_STREAMED else (6 << 20, 3 << 20)
-    started = time.monotonic()
     outcome = harness.check(target, b"", memory=bound, seconds=30,
                             open_input=lambda: lazy_reader(head, length, b"\nls\n"))
-    assert time.monotonic() - started < 60
     assert outcome.peak_bytes is not None and outcome.peak_bytes < bound
 
 
@@ -85,10 +83,8 @@ def test_sparse_mbox_is_scanned_without_reading_it_into_memory(tmp_path: Path) -
         out.truncate(1 << 30)
     if path.stat().st_blocks * 512 > 64 << 20:
         pytest.skip("the temporary file system does not keep sparse files sparse")
-    started = time.monotonic()
     outcome = harness.check(harness.TARGETS_BY_NAME["mbox"], b"", memory=64 << 20, seconds=60,
                             open_input=lambda: path.open("rb"))
-    assert time.monotonic() - started < 60
     assert outcome.records == 1 and outcome.warnings >= 1
 
 
