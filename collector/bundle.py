@@ -176,7 +176,6 @@ class BundleWriter:
     # -- finishing --------------------------------------------------------------------------------
     def close(self, report: dict[str, Any]) -> dict[str, Any]:
         """Publish ``manifest.jsonl`` and ``report.json`` (atomically) and return the report."""
-        self.sweep_partials()
         self._manifest.flush()
         os.sync()  # every collected file reaches the disk before the manifest names it
         self._manifest.close()

@@ -88,6 +88,7 @@ def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | N
         # say where the run stopped; the interrupted file's own copy was never renamed in.
         bar.close()
         log.warning("interrupted while collecting %s", position)
+        writer.sweep_partials()
         writer.close(report(interrupted=True))
         raise
     except BaseException:

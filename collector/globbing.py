@@ -69,15 +69,19 @@ class _Walker:
 
     def __init__(self, fs: FileSystemView, pattern: str, with_deleted: bool, reasons: list[str]) -> None:
         self.fs, self.pattern, self.with_deleted, self.reasons = fs, pattern, with_deleted, reasons
+        self._deleted_cache: dict[str, list[SourceFile]] = {}
 
     def _deleted(self, base: str) -> list[SourceFile]:
+        """Deleted entries of ``base``, listed once per walk (``**`` asks for them twice)."""
         if not self.with_deleted:
             return []
-        try:
-            return list(self.fs.deleted_entries(base))
-        except OSError as exc:
-            self.reasons.append(f"deleted entries of {base} unreadable: {exc}")
-            return []
+        if base not in self._deleted_cache:
+            try:
+                self._deleted_cache[base] = list(self.fs.deleted_entries(base))
+            except OSError as exc:
+                self.reasons.append(f"deleted entries of {base} unreadable: {exc}")
+                self._deleted_cache[base] = []
+        return self._deleted_cache[base]
 
     def _matches(self, segment: str, name: str) -> bool:
         if _GLOB_CHARS.search(segment):

@@ -37,6 +37,17 @@ def from_posix(seconds: int | float, nanos: int = 0) -> int:
     return seconds * _US + nanos // 1000
 
 
+#: 100 ns ticks from 1601-01-01 (the Windows FILETIME epoch) to 1970-01-01.
+FILETIME_UNIX_OFFSET = 116_444_736_000_000_000
+
+
+def from_filetime(value: int | None) -> int | None:
+    """µs for a Windows FILETIME; None for 0, negative or the "never" sentinel (not a time)."""
+    if not value or value < 0 or value >= 0x7FFFFFFFFFFFFFFF:
+        return None
+    return (value - FILETIME_UNIX_OFFSET) // 10
+
+
 def parse_iso(text: str) -> int:
     """µs for an ISO 8601 string as written by :func:`iso_utc`."""
     return from_datetime(_dt.datetime.fromisoformat(text))

@@ -113,6 +113,7 @@ class TskDeletedLister:
         self._provenance = provenance
         self._extra_times = extra_times
         self._case_sensitive = case_sensitive
+        self._dirs: dict[str, tuple[int, bool]] = {}
 
     def _meta(self, inode: int) -> object | None:
         """Metadata of an inode TSK gave no metadata for (NTFS: a freed MFT record is readable)."""
@@ -130,15 +131,21 @@ class TskDeletedLister:
         """(inode, deleted) of the directory at ``location``, following deleted names too.
 
         Allocated names win; a path that only exists through unallocated names (a deleted
-        folder, e.g. ``Unistore/data/3``) resolves as long as its records survive.
+        folder, e.g. ``Unistore/data/3``) resolves as long as its records survive. Results are
+        kept, so walking a tree resolves each directory from its parent in one lookup.
         """
-        inode = int(self._fs.info.root_inum)
-        deleted = False
-        for part in (p for p in location.split("/") if p):
+        parts = [p for p in location.split("/") if p]
+        key = "/" + "/".join(parts)
+        if key in self._dirs:
+            return self._dirs[key]
+        if not parts:
+            result = (int(self._fs.info.root_inum), False)
+        else:
+            parent, parent_deleted = self._resolve_dir("/".join(parts[:-1]))
             match: tuple[int, bool] | None = None
-            for entry in self._fs.open_dir(inode=inode):
+            for entry in self._fs.open_dir(inode=parent):
                 info = entry.info.name
-                if info is None or not self._same(_decode(info.name), part):
+                if info is None or not self._same(_decode(info.name), parts[-1]):
                     continue
                 meta = entry.info.meta or self._meta(int(info.meta_addr))
                 if int(info.type) != int(pytsk3.TSK_FS_NAME_TYPE_DIR) and not (
@@ -148,9 +155,10 @@ class TskDeletedLister:
                 if match is None or (match[1] and not unallocated):
                     match = (int(info.meta_addr), unallocated)
             if match is None:
-                raise FileNotFoundError(f"{location}: no directory {part!r}")
-            inode, deleted = match[0], deleted or match[1]
-        return inode, deleted
+                raise FileNotFoundError(f"{location}: no directory {parts[-1]!r}")
+            result = (match[0], parent_deleted or match[1])
+        self._dirs[key] = result
+        return result
 
     def deleted_entries(self, location: str) -> Iterator[SourceFile]:
         """Yield the deleted entries of directory ``location`` (may raise OSError).

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from collector.timeutil import from_filetime
 from parsers.base import ParseContext, Parser
 from parsers.record import Record
 
@@ -65,7 +66,6 @@ PR_DELETED_ON = 0x668F
 MSGFLAG_READ = 0x01
 NID_TYPE_MASK = 0x1F
 NID_TYPE_NORMAL_MESSAGE = 0x04
-FILETIME_UNIX_OFFSET = 116_444_736_000_000_000  # 100 ns ticks from 1601-01-01 to 1970-01-01
 
 RECIPIENT_TYPES = {0: "originator", 1: "to", 2: "cc", 3: "bcc"}
 DELETED_ITEMS_NAMES = {"deleted items", "deleted messages"}
@@ -80,12 +80,6 @@ TIME_PROPS = (("Client Submit Time", PR_CLIENT_SUBMIT_TIME),
               ("Modification Time", PR_LAST_MODIFICATION_TIME),
               ("Deletion Time", PR_DELETED_ON))
 
-
-def filetime_to_micros(value: int | None) -> int | None:
-    """µs since 1970 for a FILETIME, or None for 0 / the 'never' sentinel (a time is not invented)."""
-    if not value or value >= 0x7FFFFFFFFFFFFFFF or value < 0:
-        return None
-    return (value - FILETIME_UNIX_OFFSET) // 10
 
 
 def _entries(item: Any) -> dict[int, Any]:
@@ -275,7 +269,7 @@ class OutlookPstParser(Parser):
     def _folder_record(self, folder: Any, info: _Folder, ctx: ParseContext) -> Record:
         entries = _entries(folder)
         timestamps = {desc: micros for desc, tag in TIME_PROPS[2:4]
-                      if (micros := filetime_to_micros(_integer(entries, tag))) is not None}
+                      if (micros := from_filetime(_integer(entries, tag))) is not None}
         try:
             message_count = folder.number_of_sub_messages
         except OSError:
@@ -309,7 +303,7 @@ class OutlookPstParser(Parser):
         entries = _entries(item)
         corrupted = not entries
         timestamps = {desc: micros for desc, tag in TIME_PROPS
-                      if (micros := filetime_to_micros(_integer(entries, tag))) is not None}
+                      if (micros := from_filetime(_integer(entries, tag))) is not None}
         flags = _integer(entries, PR_MESSAGE_FLAGS)
         subject = _clean_subject(_string(entries, PR_SUBJECT))
         sender = _string(entries, PR_SENDER_NAME) or _string(entries, PR_SENT_REPRESENTING_NAME)

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from collector.timeutil import iso_utc
+from collector.timeutil import from_filetime, iso_utc
 from parsers.base import ParseContext, Parser
 from parsers.record import Record
 
@@ -30,8 +30,6 @@ except ImportError:  # pragma: no cover
     pyscca = None
 
 DATA_TYPE = "windows:prefetch:execution"
-#: FILETIME (100 ns since 1601) of the Unix epoch.
-_FILETIME_EPOCH = 116_444_736_000_000_000
 _MAX_RUN_SLOTS = 8
 #: Cap on the joined length of the referenced-file list kept in the record (one file can list
 #: thousands of names; every timeline row repeats the record's attributes).
@@ -67,12 +65,6 @@ MAIL_STORE_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
 )]
 
 
-def filetime_to_micros(filetime: int) -> int | None:
-    """µs since the epoch for a FILETIME, or None for 0 (an unused slot is not a time)."""
-    if not filetime or filetime <= 0:
-        return None
-    return (filetime - _FILETIME_EPOCH) // 10
-
 
 def executable_category(name: str) -> str:
     """The category of an executable name (``other`` when it is not one of interest)."""
@@ -94,7 +86,7 @@ def _run_times(scca: Any, ctx: ParseContext) -> dict[str, int]:
                 ctx.warn("no readable last-run time")
             # Formats 17/23 hold one slot and libscca raises for the next: nothing more to read.
             break
-        micros = filetime_to_micros(value)
+        micros = from_filetime(value)
         if micros is None:
             continue
         times["Last Run Time" if slot == 0 else f"Previous Run Time {slot}"] = micros
@@ -111,7 +103,7 @@ def _volumes(scca: Any, ctx: ParseContext) -> list[dict[str, Any]]:
     for index in range(count):
         try:
             volume = scca.get_volume_information(index)
-            created = filetime_to_micros(volume.get_creation_time_as_integer())
+            created = from_filetime(volume.get_creation_time_as_integer())
             volumes.append({"device_path": volume.device_path,
                             "serial_number": f"{volume.serial_number:08X}",
                             "creation_time": iso_utc(created) if created is not None else None})

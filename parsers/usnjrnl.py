@@ -13,12 +13,12 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from collector.timeutil import from_filetime
 from parsers.base import ParseContext, Parser
 from parsers.record import Record
 
 _BLOCK = 1 << 20
 _NONZERO = re.compile(rb"[^\x00]")
-_FILETIME_EPOCH_DELTA_US = 11_644_473_600_000_000
 _V2 = struct.Struct("<IHHQQqqIIIIHH")
 _V3 = struct.Struct("<IHH16s16sqqIIIIHH")
 _MAX_RECORD = 64 * 1024
@@ -128,10 +128,10 @@ class UsnJournalParser(Parser):
          attributes, name_length, name_offset) = layout.unpack_from(data, 0)
         if name_offset < layout.size or name_offset + name_length > length or name_length % 2:
             return None
-        if not 0 < filetime < (1 << 63):
+        micros = from_filetime(filetime)
+        if micros is None:  # zero, negative or the "never" sentinel: not a journal record
             return None
         name = data[name_offset:name_offset + name_length].decode("utf-16-le", "surrogatepass")
-        micros = filetime // 10 - _FILETIME_EPOCH_DELTA_US
         if major == 2:
             entry, sequence = _mft_reference(file_ref)
             parent_entry, parent_sequence = _mft_reference(parent_ref)

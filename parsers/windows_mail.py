@@ -25,8 +25,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from collector.timeutil import from_filetime
 from parsers.base import ParseContext, Parser
-from parsers.outlook_pst import filetime_to_micros
 from parsers.record import Record
 
 ESE_SIGNATURE = b"\xef\xcd\xab\x89"  # at offset 4 of every ESE database header page
@@ -79,7 +79,7 @@ def _time(value: Any) -> int | None:
     if isinstance(value, bytes) and len(value) == 8:
         value = struct.unpack("<Q", value)[0]
     if isinstance(value, int) and not isinstance(value, bool):
-        return filetime_to_micros(value)
+        return from_filetime(value)
     return None
 
 

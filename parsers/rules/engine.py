@@ -240,12 +240,9 @@ def _command_needles(specs: list[dict[str, Any]]) -> tuple[str, ...] | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed_cached(command_text: str) -> tuple[SimpleCommand, ...]:
-    return tuple(parse_command_line(command_text))
-
-
 def _parsed(command_text: str) -> tuple[SimpleCommand, ...]:
-    return _parsed_cached(command_text)
+    """Parsed commands of a line (cached: several rules look at the same line)."""
+    return tuple(parse_command_line(command_text))
 
 
 def load_rules() -> tuple[list[Rule], dict[str, list[str]]]:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.timeutil import iso_utc
+from collector.timeutil import from_filetime, iso_utc
 from parsers.base import ParseContext
-from parsers.outlook_pst import OutlookPstParser, filetime_to_micros
+from parsers.outlook_pst import OutlookPstParser
 from parsers.record import Provenance, Record
 from parsers.rules import default_engine
 from tests.conftest import corpus_path
@@ -142,9 +142,9 @@ def test_truncated_pst_does_not_raise(tmp_path):
 
 
 def test_filetime_conversion():
-    assert filetime_to_micros(129531738670000000) == 1308700267000000
-    assert filetime_to_micros(0) is None
-    assert filetime_to_micros(0x7FFFFFFFFFFFFFFF) is None
+    assert from_filetime(129531738670000000) == 1308700267000000
+    assert from_filetime(0) is None
+    assert from_filetime(0x7FFFFFFFFFFFFFFF) is None
 
 
 def _crc(data: bytes) -> int:

@@ -8,9 +8,10 @@ from typing import ClassVar
 
 import pytest
 
+from collector.timeutil import from_filetime
 from parsers import prefetch
 from parsers.base import ParseContext
-from parsers.prefetch import PrefetchParser, executable_category, filetime_to_micros, is_mail_store_path
+from parsers.prefetch import PrefetchParser, executable_category, is_mail_store_path
 from parsers.record import Provenance
 from parsers.rules import default_engine
 from tests.conftest import corpus_path
@@ -60,8 +61,8 @@ def test_format_26_eight_run_times() -> None:
     (record,) = records
     assert record.attributes["format_version"] == 26
     assert list(record.timestamps) == ["Last Run Time"] + [f"Previous Run Time {i}" for i in range(1, 8)]
-    assert record.timestamps["Last Run Time"] == filetime_to_micros(130974537698593231)
-    assert record.timestamps["Previous Run Time 7"] == filetime_to_micros(130974537279061982)
+    assert record.timestamps["Last Run Time"] == from_filetime(130974537698593231)
+    assert record.timestamps["Previous Run Time 7"] == from_filetime(130974537279061982)
 
 
 def test_format_30_mam_compressed_skips_unused_slots() -> None:
@@ -80,7 +81,7 @@ def test_format_31() -> None:
     assert record.attributes["format_version"] == 31
     assert record.attributes["run_count"] == 40
     assert len(record.timestamps) == 8
-    assert record.timestamps["Last Run Time"] == filetime_to_micros(133964067826298829)
+    assert record.timestamps["Last Run Time"] == from_filetime(133964067826298829)
 
 
 def test_not_a_prefetch_file_is_a_warning() -> None:
