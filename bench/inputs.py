@@ -1,4 +1,4 @@
-"""Generated benchmark inputs: an mbox spool, a bash history, records.jsonl files, an ext4 image.
+"""Generated benchmark inputs: an mbox spool, a bash history, records.jsonl files, ext4 and NTFS images.
 
 Everything is built from a seeded :class:`random.Random`, so the same scale gives the same bytes
 (and the same message, line and row counts) on every run. Inputs live in a temporary directory
@@ -8,7 +8,6 @@ that ``run.py`` removes at the end.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import random
 import shutil
@@ -145,17 +144,23 @@ def make_history(path: Path, target_bytes: int, seed: int = 2) -> HistoryInput:
     return HistoryInput(path, size, lines, entries)
 
 
+#: Every attribute name :func:`make_records` uses (what the parse stage reports to the timeline).
+RECORD_ATTRIBUTES = ("command", "from", "message_id", "offset", "shell", "size", "subject", "to")
+
+
 def make_records(path: Path, rows: int, seed: int = 3, files: int = 40) -> int:
     """A records.jsonl that fans out into ``rows`` timeline rows; returns the record count.
 
-    Records come as the parse stage writes them: one source file after another, each file's
-    records in file order (history commands with one time, mbox messages with three), so the
-    timeline has to merge many interleaved sorted runs.
+    Records come as the parse stage writes them (``Record.to_json_bytes``: orjson, sorted keys):
+    one source file after another, each file's records in file order (history commands with one
+    time, mbox messages with three), so the timeline has to merge many interleaved sorted runs.
     """
+    import orjson
+
     rng = random.Random(seed)
     made = records = 0
     per_file = max(1, rows // files)
-    with path.open("w", encoding="utf-8", buffering=1 << 20) as out:
+    with path.open("wb", buffering=1 << 20) as out:
         file_index = 0
         while made < rows:
             mail = file_index % 2 == 1
@@ -189,11 +194,15 @@ def make_records(path: Path, rows: int, seed: int = 3, files: int = 40) -> int:
                     order=order, timestamps=stamps, time_bounds={}, host="bench-host",
                     user=f"user{file_index}", recovered=False, corrupted=False,
                     tags=["T1070.008"] if rng.random() < 0.001 else [])
-                lines.append(json.dumps(record, ensure_ascii=False))
+                lines.append(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+                if len(lines) == 1000:  # written as it goes: the bench's own memory stays flat
+                    out.write(b"\n".join(lines) + b"\n")
+                    lines = []
                 made += len(stamps)
                 order += 1
                 records += 1
-            out.write("\n".join(lines) + "\n")
+            if lines:
+                out.write(b"\n".join(lines) + b"\n")
             file_index += 1
     return records
 
@@ -206,37 +215,86 @@ class ImageInput:
     file_bytes: int
 
 
-def make_ext4_image(path: Path, staging: Path, image_bytes: int, seed: int = 4) -> ImageInput:
-    """A raw ext4 image (no partition table) built with ``mke2fs -d`` from random files.
+def _populate(staging: Path, image_bytes: int, seed: int) -> tuple[list[Path], int]:
+    """Random files for an image of ``image_bytes``: about 60 % of it is file data.
 
-    About 60 % of the image is file data: four large files (40 % of it) and many small ones
-    (1-256 KiB) in nested directories, like a home directory with a few big mail stores.
+    Four large files (40 % of the data) and many small ones (1-256 KiB) in nested directories,
+    like a home directory with a few big mail stores. Returns the files and their total size.
     """
     rng = random.Random(seed)
     budget = int(image_bytes * 0.6)
     staging.mkdir(parents=True)
-    files = file_bytes = 0
+    paths: list[Path] = []
+    file_bytes = 0
     big = int(budget * 0.4) // 4
     for index in range(4):
         target = staging / "home" / f"user{index}" / "Mail" / f"archive{index}.mbox"
         target.parent.mkdir(parents=True, exist_ok=True)
+        content = random.Random(seed * 1000 + index)  # its own stream: small-file sizes stay put
         with target.open("wb") as out:
             left = big
             while left:
-                chunk = os.urandom(min(left, 8 << 20))
+                chunk = content.randbytes(min(left, 8 << 20))
                 out.write(chunk)
                 left -= len(chunk)
-        files += 1
+        paths.append(target)
         file_bytes += big
     while file_bytes < budget:
         size = rng.randint(1 << 10, 256 << 10)
         folder = staging / "home" / f"user{rng.randrange(8)}" / f"dir{rng.randrange(40)}"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"file{files}.dat").write_bytes(rng.randbytes(size))
-        files += 1
+        target = folder / f"file{len(paths)}.dat"
+        target.write_bytes(rng.randbytes(size))
+        paths.append(target)
         file_bytes += size
+    return paths, file_bytes
+
+
+def make_ext4_image(path: Path, staging: Path, image_bytes: int, seed: int = 4,
+                    keep_staging: bool = False) -> ImageInput:
+    """A raw ext4 image (no partition table) built with ``mke2fs -d`` from random files.
+
+    ``keep_staging`` leaves the source files for the caller to remove later: deleting
+    thousands of files just before a measurement that creates thousands (the bundle) makes the
+    kernel's inode allocator skip the recently freed inodes one by one on a journal-less ext4.
+    """
+    paths, file_bytes = _populate(staging, image_bytes, seed)
     mke2fs = shutil.which("mke2fs") or "/usr/sbin/mke2fs"
     subprocess.run([mke2fs, "-q", "-F", "-t", "ext4", "-L", "benchfs", "-d", str(staging), str(path),
                     f"{image_bytes // 1024}k"], check=True, capture_output=True)
-    shutil.rmtree(staging)
-    return ImageInput(path, path.stat().st_size, files, file_bytes)
+    if not keep_staging:
+        shutil.rmtree(staging)
+    return ImageInput(path, path.stat().st_size, len(paths), file_bytes)
+
+
+def ntfs_tools() -> tuple[str, str] | None:
+    """``mkntfs`` and ``ntfscp`` (package ntfs-3g), or None when they are not installed."""
+    tools = [shutil.which(t) or next((f"{d}/{t}" for d in ("/usr/sbin", "/sbin")
+                                      if os.path.exists(f"{d}/{t}")), None)
+             for t in ("mkntfs", "ntfscp")]
+    return (tools[0], tools[1]) if all(tools) else None
+
+
+def make_ntfs_image(path: Path, staging: Path, image_bytes: int, seed: int = 4,
+                    keep_staging: bool = False) -> ImageInput:
+    """A raw NTFS image (no partition table) made with ``mkntfs`` and filled with ``ntfscp``.
+
+    The same files as :func:`make_ext4_image` (same seed, same sizes), copied without mounting
+    anything. ``ntfscp`` cannot create directories, so they all sit in the root directory under
+    names that keep their staging path (``home_user3_dir7_file42.dat``).
+    """
+    tools = ntfs_tools()
+    if tools is None:
+        raise FileNotFoundError("mkntfs/ntfscp not found (apt-get install -y ntfs-3g)")
+    mkntfs, ntfscp = tools
+    paths, file_bytes = _populate(staging, image_bytes, seed)
+    with path.open("wb") as out:
+        out.truncate(image_bytes)
+    subprocess.run([mkntfs, "-F", "-q", "-Q", "-s", "512", "-c", "4096", "-L", "benchntfs", str(path)],
+                   check=True, capture_output=True)
+    for source in paths:
+        name = "_".join(source.relative_to(staging).parts)
+        subprocess.run([ntfscp, "-q", str(path), str(source), f"/{name}"], check=True, capture_output=True)
+    if not keep_staging:
+        shutil.rmtree(staging)
+    return ImageInput(path, path.stat().st_size, len(paths), file_bytes)

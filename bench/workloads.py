@@ -40,7 +40,10 @@ def _repeat(work: Callable[[], dict[str, Any]], min_seconds: float) -> dict[str,
 
 
 def parse(args: dict[str, Any]) -> dict[str, Any]:
-    """inboxtrail parser over one file; with ``write``, rules applied and records.jsonl written."""
+    """inboxtrail parser over one file; with ``write``, rules applied and records.jsonl written.
+
+    ``stage`` ``"tag"`` applies the rules without writing (to split what the stage costs).
+    """
     import parsers  # noqa: F401  (registers every parser)
     from parsers.base import REGISTRY, ParseContext
     from parsers.record import Provenance
@@ -48,13 +51,14 @@ def parse(args: dict[str, Any]) -> dict[str, Any]:
 
     parser_cls = REGISTRY[args["parser"]]
     prefix = args.get("count_type") or ""
-    engine = default_engine() if args.get("write") else None
+    tag_only = args.get("stage") == "tag"
+    engine = default_engine() if args.get("write") or tag_only else None
 
     def work() -> dict[str, Any]:
         ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path=args["source_path"],
                                                  sha256=None))
         records = matching = 0
-        out = open(args["out"], "w", encoding="utf-8", newline="\n") if engine else None
+        out = open(args["out"], "w", encoding="utf-8", newline="\n") if engine and not tag_only else None
         try:
             with open(args["path"], "rb") as handle:
                 for record in parser_cls().parse(handle, ctx):
@@ -62,6 +66,8 @@ def parse(args: dict[str, Any]) -> dict[str, Any]:
                     matching += record.data_type.startswith(prefix)
                     if out is not None:
                         out.write(engine.tag(record).to_json() + "\n")
+                    elif tag_only:
+                        engine.tag(record)
         finally:
             if out is not None:
                 out.close()
@@ -120,12 +126,19 @@ def python_evtx(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def evtx_rs(args: dict[str, Any]) -> dict[str, Any]:
-    """The ``evtx`` package's own iteration (JSON per record, decoded): the floor we build on."""
+    """The ``evtx`` package's own iteration (JSON per record, decoded): the floor we build on.
+
+    ``decoder``: ``json`` (``json.loads``), ``orjson`` (what the parser uses) or ``none`` (the
+    library alone); ``threads``: the library's ``number_of_threads`` (0: one per core).
+    """
+    import orjson
     from evtx import PyEvtxParser
+
+    loads = {"json": json.loads, "orjson": orjson.loads, "none": len}[args.get("decoder", "json")]
 
     def work() -> dict[str, Any]:
         records = errors = 0
-        iterator = iter(PyEvtxParser(args["path"]).records_json())
+        iterator = iter(PyEvtxParser(args["path"], number_of_threads=args.get("threads", 0)).records_json())
         while True:
             try:
                 item = next(iterator)
@@ -134,7 +147,7 @@ def evtx_rs(args: dict[str, Any]) -> dict[str, Any]:
             except RuntimeError:
                 errors += 1
                 continue
-            json.loads(item["data"])
+            loads(item["data"])
             records += 1
         return {"records": records, "matching": records, "errors": errors}
 
@@ -156,19 +169,70 @@ def sha256(args: dict[str, Any]) -> dict[str, Any]:
             "cpu_seconds": time.process_time() - cpu_start, "sha256": digest.hexdigest()}
 
 
-def timeline(args: dict[str, Any]) -> dict[str, Any]:
-    """``timeline.build.build_timeline`` on one records.jsonl: the three timeline files written."""
-    from timeline.build import build_timeline
+def collect(args: dict[str, Any]) -> dict[str, Any]:
+    """``collector.collect.collect(IMAGE, extra_paths=["/**"])``: the collect command's work.
+
+    The same as ``inboxtrail collect IMAGE --path '/**'`` without the interpreter start-up and
+    imports (dfvfs included), so the rate is the collector's own, opening and scanning the image
+    included; ``hashes`` picks the digests (default both).
+    """
+    import collector.image  # noqa: F401 - dfvfs's import time is start-up, not collection
+    from collector.collect import collect as run_collect
+    from collector.opener import open_source
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    built = build_timeline([Path(args["path"])], args["out"], quiet=True)
-    return {"records": built["rows"], "matching": built["rows"], "spilled_runs": built["spilled_runs"],
+    source = open_source(args["path"])
+    try:
+        report = run_collect(source, args["out"], extra_paths=["/**"], quiet=True,
+                             hashes=tuple(args.get("hashes", ("sha256", "md5"))))
+    finally:
+        source.close()
+    collected = report["counts"]["collected"]
+    return {"records": collected, "matching": collected, "bytes": report["bytes_collected"],
+            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
+
+
+def timeline(args: dict[str, Any]) -> dict[str, Any]:
+    """The timeline stage on one records.jsonl, in one of four ``mode``\\s (one process, no pool).
+
+    ``prepare``: ``timeline.runs.prepare_runs``, what the parse stage adds: every row formatted
+    and sorted into runs beside the records. ``merge``: ``timeline.build.build_timeline`` on
+    those runs, the final stage (k-way merge, three files written). ``reformat``: the same with
+    ``--tz``, which formats every row from the records again. ``floor``: ``heapq.merge`` of the
+    same runs written to one file with ``writelines`` (no split, no dedup), the bound the final
+    stage can approach.
+    """
+    import heapq
+
+    from timeline.build import TimelineOptions, build_timeline
+    from timeline.runs import load_runs, prepare_runs
+
+    path, mode = Path(args["path"]), args["mode"]
+    start, cpu_start = time.perf_counter(), time.process_time()
+    if mode == "prepare":
+        made = prepare_runs(path, args["attributes"], workers=1)
+        report = {"rows": made["rows"], "runs": made["runs"], "spilled_runs": made["spilled_runs"]}
+    elif mode == "floor":
+        runs = load_runs(path)
+        handles = [open(run, "rb", buffering=1 << 18) for run in runs.runs]
+        with open(args["out"], "wb", buffering=1 << 20) as out:
+            out.writelines(heapq.merge(*handles))
+        for handle in handles:
+            handle.close()
+        report = {"rows": runs.rows, "bytes": Path(args["out"]).stat().st_size}
+    else:
+        options = TimelineOptions(tz=args.get("tz", "Europe/Berlin")) if mode == "reformat" else None
+        built = build_timeline([path], args["out"], quiet=True, options=options, workers=1)
+        report = {"rows": built["rows"], "formatted": built["formatted"],
+                  "spilled_runs": built["spilled_runs"],
+                  "bytes": sum(Path(name).stat().st_size for name in built["files"])}
+    return {"records": report["rows"], "matching": report["rows"], **report,
             "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
 
 
 KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "parse": parse, "mailbox": mailbox_count, "python-evtx": python_evtx, "evtx-rs": evtx_rs,
-    "sha256": sha256, "timeline": timeline,
+    "sha256": sha256, "timeline": timeline, "collect": collect,
 }
 
 

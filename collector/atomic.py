@@ -47,3 +47,40 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", durable: bool = T
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+class AtomicFile:
+    """The explicit form of :func:`atomic_open`, for a writer that commits on another thread.
+
+    The bundle hands each copy to its write lane, which writes it, then :meth:`commit` renames
+    the temporary sibling over ``path`` (or :meth:`discard` removes it), after the caller's
+    ``with`` block is long gone.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], make_parents: bool = True) -> None:
+        """``make_parents``: False where the caller made the directory (one mkdir per file saved)."""
+        self.target = Path(path)
+        if make_parents:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.fd, self.tmp_name = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".part",
+                                                  dir=self.target.parent)
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def commit(self, durable: bool = False) -> None:
+        """Rename the finished file into place (``durable``: fsync it first)."""
+        if durable:
+            os.fsync(self.fd)
+        self._close()
+        os.replace(self.tmp_name, self.target)
+
+    def discard(self) -> None:
+        """Remove the temporary file (a failed or interrupted copy); safe to call twice."""
+        try:
+            self._close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp_name)

@@ -8,6 +8,7 @@ directory was expected is reported, so a hostile link cannot lead collection out
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class GlobMiss:
     reason: str
 
 
+@functools.lru_cache(maxsize=512)
 def _matcher(segment: str, case_sensitive: bool) -> re.Pattern[str]:
     flags = 0 if case_sensitive else re.IGNORECASE
     return re.compile(fnmatch.translate(segment), flags)
@@ -88,7 +90,13 @@ class _Walker:
             return bool(_matcher(segment, self.fs.case_sensitive).fullmatch(name))
         return name == segment if self.fs.case_sensitive else name.casefold() == segment.casefold()
 
-    def walk(self, base: str, segments: list[str], depth: int, deleted_dir: bool) -> Iterator[GlobHit]:
+    def walk(self, base: str, segments: list[str], depth: int, deleted_dir: bool,
+             listing: list[SourceFile] | None = None) -> Iterator[GlobHit]:
+        """Yield the hits of ``segments`` under ``base``.
+
+        ``listing`` is ``base``'s allocated entries when the caller has them already (``**``
+        lists a directory once for matching its entries and for descending into them).
+        """
         if not segments:
             return
         head, rest = segments[0], segments[1:]
@@ -97,8 +105,9 @@ class _Walker:
                 self.reasons.append(f"recursion limit {MAX_RECURSION_DEPTH} reached under {base}")
                 return
             # '**' matches zero directories, then any one directory followed by '**' again.
-            yield from self.walk(base, rest or ["*"], depth, deleted_dir)
             children = self._deleted(base) if deleted_dir else _children(self.fs, base, self.reasons)
+            yield from self.walk(base, rest or ["*"], depth, deleted_dir,
+                                 listing=None if deleted_dir else children)
             for child in children:
                 if child.kind == "dir":
                     yield from self.walk(child.location, segments, depth + 1, deleted_dir)
@@ -112,7 +121,9 @@ class _Walker:
         if deleted_dir:
             candidates = [c for c in self._deleted(base) if self._matches(head, c.name)]
         elif _GLOB_CHARS.search(head):
-            candidates = [c for c in _children(self.fs, base, self.reasons) if self._matches(head, c.name)]
+            if listing is None:
+                listing = _children(self.fs, base, self.reasons)
+            candidates = [c for c in listing if self._matches(head, c.name)]
         else:
             entry = self.fs.stat(_join(base, head))
             if entry is None:

@@ -58,6 +58,14 @@ class SourceFile:
         return self.opener()
 
 
+class RestartRead(OSError):
+    """Raised by a reader that switched to its fallback mid-file: copy again from byte 0.
+
+    The fast path for image content reads through The Sleuth Kit; where TSK fails on a file that
+    dfvfs can read, the reader changes over once and the bundle writer discards what it copied.
+    """
+
+
 class FileSystemView(abc.ABC):
     """A read-only view of one file system (a partition, a snapshot, a live mount, a folder)."""
 

@@ -391,9 +391,13 @@ CLEARING = {
     ("/home/bob/.bash_history", "sudo rm /var/mail/carol"): "shell_mail_file_removed",
     ("/home/bob/.bash_history", "sudo truncate -s 0 /home/carol/mbox"): "shell_mail_file_removed",
     ("/root/.bash_history", "cp /dev/null /var/mail/root"): "shell_mail_file_removed",
+    # carol read her spool with `mail`; the spool is now deleted (bob removed it), so her plain
+    # `mail` is evidence too, while alice's `mail` (spool present) stays a look-alike.
+    ("/home/carol/.bash_history", "mail"): "shell_mail_reader_spool_gone",
 }
 
-# benign look-alikes (mention mail, spools, mbox or logs) a detector must not flag
+# benign look-alikes (mention mail, spools, mbox or logs) a detector must not flag, except on the
+# lines CLEARING names (path and command)
 NOT_FLAGGED = [
     "rm /tmp/mail.log",
     "grep d /var/mail/alice",
@@ -915,7 +919,6 @@ def make_truth(E, truth, inodes):
     all_cmds = {x["command"] for h in truth["histories"] for x in h["lines"]}
     for c in NOT_FLAGGED:
         assert c in all_cmds, c
-        assert all(c != k[1] for k in CLEARING), c
     for mb in out["mailboxes"]:
         if mb["deleted"]:
             out["deleted_files"].append(dict(

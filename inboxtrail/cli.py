@@ -16,6 +16,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from collector import __version__
 from collector.artifacts import load_artifacts
@@ -26,6 +27,7 @@ from collector.collect import collect
 from collector.errors import InboxtrailError, OutputExistsError, VerificationError
 from collector.opener import open_source
 from collector.source import Source
+from collector.unallocated import DEFAULT_BUDGET_SECONDS
 from collector.verify import verify_bundle
 from inboxtrail.logsetup import RunLog
 from parsers import REGISTRY
@@ -39,6 +41,7 @@ from timeline.build import (
     parse_time_option,
 )
 from timeline.findings import FINDINGS, FINDINGS_HTML, write_findings
+from timeline.runs import prepare_runs, remove_runs
 
 log = logging.getLogger("inboxtrail.cli")
 
@@ -63,6 +66,13 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", action="append", default=[], metavar="GLOB",
                         help="extra path glob to collect (repeatable)")
     parser.add_argument("--force", action="store_true", help="replace a different run in OUT")
+    parser.add_argument("--hash", default="sha256,md5", choices=("sha256,md5", "sha256"),
+                        metavar="sha256,md5|sha256",
+                        help="digests per collected file (default: sha256,md5; MD5 is the slowest part "
+                             "of copying)")
+    parser.add_argument("--carve-budget", type=float, default=DEFAULT_BUDGET_SECONDS, metavar="SECONDS",
+                        help="seconds per file system for carving deleted mail and event-log chunks out "
+                             f"of unallocated blocks (default: {DEFAULT_BUDGET_SECONDS:.0f}; 0: off)")
     parser.add_argument("--vss", default="none", metavar="none|all|N,M",
                         help="NTFS Volume Shadow Copies to collect too (default: none)")
     parser.add_argument("--password", action="append", default=[],
@@ -145,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     tim.add_argument("records", nargs="+", type=Path,
                      help="records.jsonl files or output directories that hold one")
     tim.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    tim.add_argument("--workers", type=_workers, default=os.cpu_count() or 1,
+                     help="processes that format rows when they must be formatted again (default: the "
+                          "number of cores); output is identical for any N")
     _scheduler_option(tim)
     _timeline_options(tim)
 
@@ -187,6 +200,11 @@ def _say(args: argparse.Namespace, text: str) -> None:
         print(text)
 
 
+def _collect_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The collection options ``run`` and ``collect`` share."""
+    return {"hashes": tuple(args.hash.split(",")), "carve_budget": max(0.0, args.carve_budget)}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     out: Path = args.output
     source = _open(args)
@@ -198,11 +216,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             reset_bundle(out / "bundle")
             artifacts = args.artifacts.split(",") if args.artifacts else None
             report = collect(source, out / "bundle", artifacts=artifacts, extra_paths=args.path,
-                             quiet=args.quiet)
+                             quiet=args.quiet, **_collect_options(args))
             stage = "parse"
             parsed = _parse(out / "bundle", out, args)
             stage = "timeline"
             built = _timeline([out / RECORDS], out, args)
+            remove_runs(out / RECORDS)  # the timeline is written: no need to keep its rows twice
             stage = "findings"
             result, findings = write_findings(out / RECORDS, out)
     except KeyboardInterrupt:
@@ -265,14 +284,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
                 raise OutputExistsError(f"{out} exists; choose another name or use --force")
             with staging_directory(out) as staging, RunLog(None, args.quiet):
                 report = collect(source, staging, artifacts=artifacts, extra_paths=args.path,
-                                 quiet=args.quiet)
+                                 quiet=args.quiet, **_collect_options(args))
                 zip_directory(staging, out)
         else:
             _check_output(out, out / REPORT, source.description, args.force)
             reset_bundle(out)
             with RunLog(None, args.quiet):
                 report = collect(source, out, artifacts=artifacts, extra_paths=args.path,
-                                 quiet=args.quiet)
+                                 quiet=args.quiet, **_collect_options(args))
     finally:
         source.close()
     counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items() if v)
@@ -281,11 +300,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _parse(bundle: str | Path, out: Path, args: argparse.Namespace) -> dict:
+    """records.jsonl, then (locally) the timeline's rows formatted into sorted runs by the same
+    number of worker processes, so that the timeline stage only has to merge them."""
     if args.scheduler:
         from timeline.distributed import parse_bundle_dask
 
         return parse_bundle_dask(str(bundle), out, args.scheduler, quiet=args.quiet)
-    return parse_bundle(bundle, out, quiet=args.quiet, workers=args.workers)
+    parsed = parse_bundle(bundle, out, quiet=args.quiet, workers=args.workers)
+    prepare_runs(out / RECORDS, parsed["attributes"], workers=args.workers, quiet=args.quiet)
+    return parsed
 
 
 def _timeline(files: list[Path], out: Path, args: argparse.Namespace) -> dict:
@@ -293,7 +316,7 @@ def _timeline(files: list[Path], out: Path, args: argparse.Namespace) -> dict:
         from timeline.distributed import build_timeline_dask
 
         return build_timeline_dask(files, out, args.scheduler, _options(args), quiet=args.quiet)
-    return build_timeline(files, out, quiet=args.quiet, options=_options(args))
+    return build_timeline(files, out, quiet=args.quiet, options=_options(args), workers=args.workers)
 
 
 def cmd_parse(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from parsers import (
     m365_audit,  # noqa: F401
     maildir,  # noqa: F401
     mbox,  # noqa: F401
+    mft,  # noqa: F401
     outlook_pst,  # noqa: F401
     prefetch,  # noqa: F401
     psreadline_history,  # noqa: F401

@@ -10,7 +10,6 @@ so far are kept.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import multiprocessing
@@ -30,7 +29,7 @@ from parsers.base import REGISTRY, ParseContext
 from parsers.filestat import FileStatParser
 from parsers.record import Provenance, Record
 from parsers.rules import default_engine
-from parsers.targets import StateIndex, link_state
+from parsers.targets import StateIndex, tag_with_state
 
 log = logging.getLogger("inboxtrail.parse")
 SNIFF_BYTES = 4096
@@ -67,12 +66,7 @@ _STATE: StateIndex | None = None
 
 def _tag(record: Record) -> Record:
     """Rule tags, plus the collected state of the mail files a tagged command touched."""
-    record = default_engine().tag(record)
-    if record.tags and _STATE is not None and record.data_type.startswith("shell:"):
-        states = link_state(record.to_dict(), _STATE)
-        if states:
-            record = dataclasses.replace(record, attributes={**record.attributes, "target_state": states})
-    return record
+    return tag_with_state(record, _STATE)
 
 
 def records_of_entry(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
@@ -81,6 +75,9 @@ def records_of_entry(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
     for record in FileStatParser().parse(None, ctx):
         stats["filestat"] += 1
         yield _tag(record)
+    if entry.get("kind") == "dir" and not entry.get("deleted"):
+        yield from _directory_records(bundle, entry, ctx, stats)
+        return
     if not entry.get("bundle_path") or entry.get("outcome") not in ("collected", "recovered"):
         return
     path = bundle / entry["bundle_path"]
@@ -103,55 +100,86 @@ def records_of_entry(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
         stats[name] += count
 
 
-def _worker_signals() -> None:
+def _directory_records(bundle: Path, entry: dict[str, Any], ctx: ParseContext,
+                       stats: Counter) -> Iterator[Record]:
+    """A directory line has no content to open: only parsers that read a directory's own times
+    (a ``parse_directory(bundle, ctx)`` method, e.g. Maildir folders) get it."""
+    for name in entry.get("parsers") or ():
+        parser_cls = REGISTRY.get(name)
+        if parser_cls is None or not hasattr(parser_cls, "parse_directory"):
+            continue
+        count = 0
+        try:
+            for record in parser_cls().parse_directory(bundle, ctx):
+                count += 1
+                yield _tag(record)
+        except Exception as exc:  # a parser must never stop the run
+            ctx.warn(f"parser {name} failed on the directory after {count} records: "
+                     f"{type(exc).__name__}: {exc}")
+        stats[name] += count
+
+
+def worker_signals() -> None:
     """Workers leave Ctrl-C to the parent, and die quietly when it terminates the pool."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _parse_task(task: tuple[str, str, dict[str, Any], dict[str, str]]) -> tuple[str, dict, list, int]:
+#: One file's result: record lines, per-parser counts, warnings, number of tagged records, and
+#: the attribute names its records use (the timeline's CSV columns, known without a second pass).
+FileResult = tuple[Iterable[bytes | str], dict, list, int, list[str]]
+
+
+def _parse_task(task: tuple[str, str, dict[str, Any], dict[str, str]]
+                ) -> tuple[str, dict, list, int, list[str]]:
     """Worker: parse one entry into a temporary records file."""
     bundle, temp_dir, entry, hosts = task
     ctx = _context(entry, hosts)
     stats: Counter = Counter()
     tagged = 0
+    names: set[str] = set()
     fd, name = tempfile.mkstemp(prefix="records.", suffix=".jsonl", dir=temp_dir)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+    with os.fdopen(fd, "wb", buffering=1 << 16) as out:
         for record in records_of_entry(Path(bundle), entry, ctx, stats):
             tagged += bool(record.tags)
-            out.write(record.to_json() + "\n")
-    return name, dict(stats), ctx.warnings, tagged
+            names.update(record.attributes)
+            out.write(record.to_json_bytes() + b"\n")
+    return name, dict(stats), ctx.warnings, tagged, sorted(names)
 
 
-def _drain(name: str) -> Iterator[str]:
+def _drain(name: str) -> Iterator[bytes]:
     """Lines of a worker's temporary records file, which is removed once read."""
     try:
-        with open(name, encoding="utf-8") as part:
+        with open(name, "rb", buffering=1 << 16) as part:
             yield from part
     finally:
         os.unlink(name)
 
 
-def write_results(results: Iterable[tuple[Iterable[str], dict, list, int]], out_dir: Path,
-                  total_files: int, quiet: bool = False) -> dict[str, Any]:
+def write_results(results: Iterable[FileResult], out_dir: Path, total_files: int,
+                  quiet: bool = False) -> dict[str, Any]:
     """Write per-file results, in the order given, to ``records.jsonl`` and the warnings file.
 
-    Each result is (record lines, per-parser counts, warnings, number of tagged records); both
-    the local process pool and a Dask cluster hand their results here in manifest order.
+    Both the local process pool and a Dask cluster hand their results (:data:`FileResult`) here
+    in manifest order. Record lines are bytes or text, with or without their line end.
     """
     stats: Counter = Counter()
     warnings: list[dict[str, Any]] = []
+    attributes: set[str] = set()
     total = tagged = 0
     bar = progress(total=total_files, desc="parse", unit="file", quiet=quiet)
     try:
-        with atomic_open(out_dir / RECORDS, "w", newline="\n") as out:
-            for lines, file_stats, file_warnings, file_tagged in results:
+        with atomic_open(out_dir / RECORDS, "wb") as out:
+            for lines, file_stats, file_warnings, file_tagged, names in results:
                 for line in lines:
-                    out.write(line if line.endswith("\n") else line + "\n")
+                    if isinstance(line, str):
+                        line = line.encode("utf-8")
+                    out.write(line if line.endswith(b"\n") else line + b"\n")
                     total += 1
                 stats.update(file_stats)
                 warnings.extend(file_warnings)
                 tagged += file_tagged
+                attributes.update(names)
                 bar.update(1)
     finally:
         bar.close()
@@ -162,7 +190,8 @@ def write_results(results: Iterable[tuple[Iterable[str], dict, list, int]], out_
         for warning in warnings:
             out.write(json.dumps(warning, ensure_ascii=False, sort_keys=True) + "\n")
     log.info("parsed %d records (%d tagged), %d warnings", total, tagged, len(warnings))
-    return {"records": total, "tagged": tagged, "warnings": len(warnings), "per_parser": dict(stats)}
+    return {"records": total, "tagged": tagged, "warnings": len(warnings), "per_parser": dict(stats),
+            "attributes": sorted(attributes)}
 
 
 def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
@@ -177,11 +206,11 @@ def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
     out_dir.mkdir(parents=True, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix=".parse.", dir=out_dir)
     tasks = [(str(bundle), temp_dir, entry, hosts) for entry in manifest]
-    pool = (multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
+    pool = (multiprocessing.get_context("fork").Pool(workers, initializer=worker_signals)
             if workers > 1 and len(tasks) > 1 else None)
     try:
         raw = pool.imap(_parse_task, tasks) if pool else map(_parse_task, tasks)
-        results = ((_drain(name), stats, warnings, tagged) for name, stats, warnings, tagged in raw)
+        results = ((_drain(name), *rest) for name, *rest in raw)
         return write_results(results, out_dir, len(tasks), quiet=quiet)
     finally:
         if pool is not None:

@@ -12,12 +12,11 @@ memory does not grow with its size.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from Evtx.Evtx import ChunkHeader
 
@@ -93,24 +92,37 @@ def chunk_events(chunk: bytes, offset: int, ctx: ParseContext) -> Iterator[RawEv
         yield number, decoded, header_time, offsets.get(number, offset)
 
 
+def carved_events(fh: BinaryIO, ctx: ParseContext, base: int = 0) -> Iterator[RawEvent]:
+    """Events of every chunk found in ``fh``; offsets (records and warnings) are ``base`` + file offset.
+
+    ``base`` places a file of carved chunks back in its volume (the collector's ``carved_offset``).
+    """
+    for offset in find_chunks(fh):
+        position = fh.tell()
+        fh.seek(offset)
+        chunk = fh.read(CHUNK_SIZE)
+        fh.seek(position)
+        if len(chunk) < 512:
+            ctx.warn("evtx carve: chunk magic too close to the end of the data", base + offset)
+            continue
+        yield from chunk_events(chunk.ljust(CHUNK_SIZE, b"\x00"), base + offset, ctx)
+
+
 class EvtxCarveParser(Parser):
-    """Event log chunks carved from unallocated data or damaged/deleted event log files."""
+    """Event log chunks carved from unallocated data or damaged/deleted event log files.
+
+    The collector writes runs of whole chunks found in free space as files of the artifact
+    ``carved_evtx_chunks`` whose manifest line holds ``carved_offset``, the byte offset of the run
+    in its volume: record offsets are given in the volume (``carved_offset`` + offset in the file),
+    so an examiner can find the bytes in the image.
+    """
 
     NAME = "evtx_carve"
     DESCRIPTION = "EVTX chunks (ElfChnk) carved from unallocated space, slack or deleted .evtx files"
     DATA_TYPES = ("windows:evtx:",)
+    ARTIFACTS: ClassVar[tuple[str, ...]] = ("carved_evtx_chunks",)
 
     def parse(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
-        def events() -> Iterator[RawEvent]:
-            for offset in find_chunks(fh):
-                position = fh.tell()
-                fh.seek(offset)
-                chunk = fh.read(CHUNK_SIZE)
-                fh.seek(position)
-                if len(chunk) < 512:
-                    ctx.warn("evtx carve: chunk magic too close to the end of the data", offset)
-                    continue
-                yield from chunk_events(chunk.ljust(CHUNK_SIZE, b"\x00"), offset, ctx)
-
-        for record in EvtxParser().records(events(), ctx, recovered=True):
-            yield dataclasses.replace(record, parser=self.NAME)
+        base = ctx.entry.get("carved_offset")
+        base = base if isinstance(base, int) and not isinstance(base, bool) and base >= 0 else 0
+        yield from EvtxParser().records(carved_events(fh, ctx, base), ctx, recovered=True, parser=self.NAME)

@@ -9,11 +9,13 @@ command lines, cleared logs. It does no I/O, so it is tested with plain dictiona
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.timeutil import parse_iso
+from parsers.exchange_cmdlets import cmdlet_attributes, parse_logged_parameters
 
 MESSAGE_CHARS = 240
 PS_OPERATIONAL = ("Microsoft-Windows-PowerShell/Operational", "PowerShellCore/Operational")
@@ -22,9 +24,22 @@ WMI_ACTIVITY = "Microsoft-Windows-WMI-Activity/Operational"
 EXCHANGE = "MSExchange Management"
 _ZERO_FILETIME = "1601-01-01T00:00:00"
 
-#: Positional ``Data`` names of the MSExchange Management (CmdletLogs) events.
-EXCHANGE_FIELDS = ("cmdlet", "parameters", "caller", "caller_sid", "user_sid", "application",
-                   "process", "param8", "param9", "duration", "scope")
+#: Positional ``Data`` names of the MSExchange Management events (provider "MSExchange CmdletLogs").
+#: Exchange 2013 and later fill one 27-slot array for every outcome (``CmdletIterationEventModule``
+#: in Microsoft.Exchange.Configuration.ObjectModel): invocation name, user-specified parameters,
+#: caller, logon and executing user SIDs, client application, "pid process", organization, managed
+#: thread id, time since the previous iteration, AD server settings, then the error (exception,
+#: category, inner exception, string id) and diagnostics; the corpus sample carries all 27.
+#: Exchange 2010 logs the first twelve the same way and fewer after them.
+EXCHANGE_FIELDS = ("cmdlet", "parameters_text", "caller", "logon_user_sid", "user_sid", "application",
+                   "process", "organization", "thread_id", "duration", "ad_settings", "error",
+                   "error_category", "inner_error", "error_id", "additional_data", "throttling",
+                   "pii_suppressed", "proxy_info", "proxied_objects", "request_filter", "cmdlet_filter",
+                   "output_objects", "activity_id", "rbac", "client_request_id", "culture")
+#: Event ID -> outcome (``TaskEventLogConstants``): 1 success, 2 success of a Get- cmdlet (low level),
+#: 3 success outside an RBAC runspace (medium level), 4 stopped, 5 cancelled, 6 failed.
+EXCHANGE_STATUS = {1: "succeeded", 2: "succeeded", 3: "succeeded", 4: "stopped", 5: "cancelled",
+                   6: "failed"}
 #: Positional ``Data`` names of the classic "Windows PowerShell" channel.
 WINPS_FIELDS = {
     400: ("NewEngineState", "PreviousEngineState", "Details"),
@@ -39,11 +54,10 @@ _KV_TAB = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s*=(.*)$")
 _INVOCATION = re.compile(r'^CommandInvocation\((?P<cmd>[^)]*)\):\s*"?(?P<name>[^"\r\n]*)"?\s*$')
 _BINDING = re.compile(
     r'^ParameterBinding\((?P<cmd>[^)]*)\):\s*name="(?P<name>[^"]*)";\s*value="(?P<value>.*)"\s*$', re.DOTALL)
-_EXCHANGE_PARAM = re.compile(
-    r"""-(?P<name>[A-Za-z][\w-]*)(?::|\s+)?(?P<value>"(?:[^"]|"")*"|'(?:[^']|'')*'|(?!-[A-Za-z])[^\s"']+)?""")
 
 
-@dataclass
+
+@dataclass(slots=True)
 class Event:
     """The fields of one event that every record type needs."""
 
@@ -53,7 +67,8 @@ class Event:
     provider: str
     computer: str | None
     time: int | None
-    system: dict[str, Any]
+    #: The System fields worth keeping, under stable snake_case names (see :func:`read_event`).
+    head: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
     #: Byte offset of the record in the source, when known (carved chunks).
     offset: int | None = None
@@ -61,7 +76,7 @@ class Event:
 
 def _text(value: Any) -> Any:
     """The ``#text`` of a rendered XML element, or the value itself."""
-    if isinstance(value, dict) and "#text" in value:
+    if type(value) is dict and "#text" in value:
         return value["#text"]
     return value
 
@@ -84,9 +99,14 @@ def event_data(event: dict[str, Any]) -> dict[str, Any]:
     """Named data fields of an event (EventData or the single child of UserData)."""
     out: dict[str, Any] = {}
     data = event.get("EventData")
-    if isinstance(data, dict):
+    if type(data) is dict:
         for key, value in data.items():
-            if key == "#attributes" or (key == "Binary" and value is None):
+            if type(value) is not dict and key != "Data":
+                # The common case: <Data Name="x">scalar</Data>, rendered as "x": scalar.
+                if key != "#attributes" and not (key == "Binary" and value is None):
+                    out[key] = value
+                continue
+            if key == "#attributes":
                 continue
             if key == "Data":
                 items = _text(value)
@@ -114,62 +134,100 @@ def event_data(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+_ONE_US = _dt.timedelta(microseconds=1)
+_FROMISO = _dt.datetime.fromisoformat
+
+
 def parse_time(text: Any) -> int | None:
     """µs for a ``SystemTime`` string; ``None`` for a missing or zero (1601) FILETIME."""
-    if not isinstance(text, str) or not text or text.startswith(_ZERO_FILETIME):
+    if type(text) is not str or not text or text.startswith(_ZERO_FILETIME):
         return None
     try:
-        return parse_iso(text)  # Python 3.11 reads "Z" and 7-digit fractions
+        value = _FROMISO(text)  # Python 3.11 reads "Z" and 7-digit fractions
     except ValueError:
         return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    return (value - _EPOCH) // _ONE_US
 
 
 def read_event(record_number: int, parsed: dict[str, Any]) -> Event:
-    """Pull System fields and data out of one decoded record."""
+    """Pull System fields and data out of one decoded record.
+
+    This runs once per record, so the System block is read in one pass into both the
+    :class:`Event` fields and its ``head`` (the System attributes every record carries).
+    """
     event = parsed.get("Event", parsed)
     system = event.get("System") or {}
-    provider = system.get("Provider") or {}
-    provider_attrs = provider.get("#attributes", {}) if isinstance(provider, dict) else {}
-    raw_id = _text(system.get("EventID"))
-    try:
-        event_id = int(raw_id) if raw_id is not None else None
-    except (TypeError, ValueError):
-        event_id = None
-    time_created = system.get("TimeCreated") or {}
-    time_text = (time_created.get("#attributes", {}).get("SystemTime")
-                 if isinstance(time_created, dict) else None)
-    return Event(record_number=record_number, event_id=event_id,
-                 channel=str(system.get("Channel") or ""),
-                 provider=str(provider_attrs.get("Name") or provider_attrs.get("EventSourceName") or ""),
-                 computer=system.get("Computer") or None, time=parse_time(time_text),
-                 system=system, data=event_data(event))
-
-
-_SYSTEM_SCALARS = (("Level", "level"), ("Task", "task"), ("Opcode", "opcode"), ("Keywords", "keywords"),
-                   ("Version", "version"))
-#: (System element, its attribute, our name) for the elements whose value is an XML attribute.
-_SYSTEM_ATTRIBUTES = (("Execution", "ProcessID", "process_id"), ("Execution", "ThreadID", "thread_id"),
-                      ("Security", "UserID", "user_sid"), ("Correlation", "ActivityID", "activity_id"))
-
-
-def system_attributes(event: Event) -> dict[str, Any]:
-    """The System block fields worth keeping, under stable snake_case names."""
-    system = event.system
-    attrs: dict[str, Any] = {"channel": event.channel, "provider": event.provider,
-                             "event_id": event.event_id, "record_number": event.record_number}
-    if event.computer:
-        attrs["computer"] = event.computer
-    for key, name in _SYSTEM_SCALARS:
-        value = system.get(key)
-        if value is not None:
-            attrs[name] = value.get("#text") if type(value) is dict else value
-    for element, key, name in _SYSTEM_ATTRIBUTES:
-        value = system.get(element)
-        if type(value) is dict:
-            inner = value.get("#attributes")
-            if inner and inner.get(key) not in (None, ""):
-                attrs[name] = inner[key]
-    return attrs
+    provider = system.get("Provider")
+    provider_attrs = provider.get("#attributes") if type(provider) is dict else None
+    provider_name = str(provider_attrs.get("Name") or provider_attrs.get("EventSourceName") or "") \
+        if provider_attrs else ""
+    raw_id = system.get("EventID")
+    if type(raw_id) is dict:
+        raw_id = raw_id.get("#text")
+    if type(raw_id) is int:
+        event_id: int | None = raw_id
+    else:
+        try:
+            event_id = int(raw_id) if raw_id is not None else None
+        except (TypeError, ValueError):
+            event_id = None
+    time_created = system.get("TimeCreated")
+    time_text = None
+    if type(time_created) is dict:
+        inner = time_created.get("#attributes")
+        time_text = inner.get("SystemTime") if inner else None
+    channel = str(system.get("Channel") or "")
+    computer = system.get("Computer") or None
+    head: dict[str, Any] = {"channel": channel, "provider": provider_name, "event_id": event_id,
+                            "record_number": record_number}
+    if computer:
+        head["computer"] = computer
+    # Unrolled on purpose: this is the hottest code of the EVTX parser.
+    get = system.get
+    value = get("Level")
+    if value is not None:
+        head["level"] = value.get("#text") if type(value) is dict else value
+    value = get("Task")
+    if value is not None:
+        head["task"] = value.get("#text") if type(value) is dict else value
+    value = get("Opcode")
+    if value is not None:
+        head["opcode"] = value.get("#text") if type(value) is dict else value
+    value = get("Keywords")
+    if value is not None:
+        head["keywords"] = value.get("#text") if type(value) is dict else value
+    value = get("Version")
+    if value is not None:
+        head["version"] = value.get("#text") if type(value) is dict else value
+    value = get("Execution")
+    if type(value) is dict:
+        inner = value.get("#attributes")
+        if inner:
+            item = inner.get("ProcessID")
+            if item is not None and item != "":
+                head["process_id"] = item
+            item = inner.get("ThreadID")
+            if item is not None and item != "":
+                head["thread_id"] = item
+    value = get("Security")
+    if type(value) is dict:
+        inner = value.get("#attributes")
+        if inner:
+            item = inner.get("UserID")
+            if item is not None and item != "":
+                head["user_sid"] = item
+    value = get("Correlation")
+    if type(value) is dict:
+        inner = value.get("#attributes")
+        if inner:
+            item = inner.get("ActivityID")
+            if item is not None and item != "":
+                head["activity_id"] = item
+    return Event(record_number, event_id, channel, provider_name, computer, parse_time(time_text), head,
+                 event_data(event))
 
 
 def key_values(text: str) -> dict[str, str]:
@@ -219,34 +277,10 @@ def invocations_command(invocations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def exchange_parameters(text: str) -> dict[str, str]:
-    """``-Identity "x" -AuditEnabled "False"`` → ``{"Identity": "x", "AuditEnabled": "False"}``."""
-    params: dict[str, str] = {}
-    for match in _EXCHANGE_PARAM.finditer(text or ""):
-        value = match.group("value")
-        if value is None:
-            params[match.group("name")] = ""
-            continue
-        if value[:1] in "\"'" and value[-1:] == value[:1] and len(value) >= 2:
-            value = value[1:-1].replace(value[0] * 2, value[0])
-        params[match.group("name")] = value
-    return params
-
-
 def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
     """Collapse whitespace and cut to ``limit`` characters (long text lives in attributes)."""
     flat = " ".join(str(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-@dataclass
-class Shaped:
-    """What one event becomes: record type, attributes, summary and user."""
-
-    data_type: str
-    attributes: dict[str, Any]
-    summary: str
-    user: str | None = None
 
 
 def _rename_positional(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -258,111 +292,191 @@ def _rename_positional(data: dict[str, Any], names: tuple[str, ...]) -> dict[str
     return out
 
 
+_USER_PAIRS = (("SubjectDomainName", "SubjectUserName"), ("TargetDomainName", "TargetUserName"))
+_USER_KEYS = ("User", "UserId", "UserName", "caller")
+_USER_FIELDS = frozenset(("SubjectUserName", "TargetUserName", *_USER_KEYS))
+
+
 def _user_from(data: dict[str, Any]) -> str | None:
-    for domain_key, name_key in (("SubjectDomainName", "SubjectUserName"),
-                                 ("TargetDomainName", "TargetUserName")):
+    if _USER_FIELDS.isdisjoint(data):
+        return None
+    for domain_key, name_key in _USER_PAIRS:
         name = data.get(name_key)
         if name and name != "-":
             domain = data.get(domain_key)
             return f"{domain}\\{name}" if domain and domain != "-" else str(name)
-    for key in ("User", "UserId", "UserName", "caller"):
+    for key in _USER_KEYS:
         if data.get(key):
             return str(data[key])
     return None
 
 
-def shape(event: Event) -> Shaped:
-    """Classify an event and pick its attributes, summary line and user."""
-    data = dict(event.data)
-    eid, channel = event.event_id, event.channel
-    kind = "record"
-    summary = ""
+def _pairs_summary(data: dict[str, Any]) -> str:
+    """``key=value`` for the first six non-empty data fields (records without a dedicated summary)."""
+    pairs = []
+    for key, value in data.items():
+        if value is None or value == "" or value == "-":
+            continue
+        pairs.append(f"{key}={value}")
+        if len(pairs) == 6:
+            break
+    return " ".join(pairs)
+
+
+#: What a channel-specific shaper returns: kind, data (possibly renamed), derived fields, summary.
+_Shape = tuple[str, dict[str, Any], dict[str, Any], str]
+
+
+def _ps_operational(event: Event) -> _Shape | None:
+    eid, data = event.event_id, event.data
     extra: dict[str, Any] = {}
-    if channel in PS_OPERATIONAL:
-        if eid == 4104:
-            kind = "powershell:scriptblock"
-        elif eid == 4103:
-            kind = "powershell:module"
-            context = key_values(str(data.get("ContextInfo") or ""))
-            invocations = parse_invocations(str(data.get("Payload") or ""))
-            extra.update({f"context_{k}": v for k, v in context.items() if v})
-            if invocations:
-                extra["invocations"] = invocations
-                extra["command"] = invocations_command(invocations)
-            summary = "Module logging: " + ("; ".join(i["cmdlet"] for i in invocations)
-                                            or context.get("CommandName", ""))
-        elif eid in (4105, 4106):
-            kind = "powershell:scriptblock_invocation"
-            summary = ("Started" if eid == 4105 else "Completed") + \
-                f" invocation of script block {data.get('ScriptBlockId', '')}"
-        else:
-            kind = "powershell:operational"
-    elif channel == "Windows PowerShell" and eid in WINPS_FIELDS:
-        kind = "powershell:engine"
-        data = _rename_positional(data, WINPS_FIELDS[eid])
-        details = key_values(str(data.pop("Details", "") or ""))
-        extra.update({k: v for k, v in details.items() if v})
-        if eid == 800:
-            invocations = parse_invocations(str(data.get("Payload") or ""))
-            command = str(data.get("CommandLine") or details.get("CommandLine") or "")
-            if invocations:
-                extra["invocations"] = invocations
-                command = "\n".join(c for c in (command, invocations_command(invocations)) if c)
-            if command:
-                extra["command"] = command
-            summary = "Pipeline execution: " + (command or "")
-        else:
-            if details.get("HostApplication"):
-                extra["command"] = details["HostApplication"]
-            state = data.get("NewEngineState") or data.get("NewProviderState") or ""
-            summary = f"{'Provider ' + str(data.get('ProviderName')) + ' ' if eid == 600 else 'Engine '}" \
-                      f"{state}: {details.get('HostApplication', '')}"
-    elif channel == EXCHANGE:
-        kind = "exchange:cmdlet"
-        data = _rename_positional(data, EXCHANGE_FIELDS)
-        if eid == 6 and "param12" in data:
-            data["error"] = data.pop("param12")
-        cmdlet = str(data.get("cmdlet") or "")
-        raw_params = str(data.get("parameters") or "")
-        extra["parameters_parsed"] = exchange_parameters(raw_params)
-        extra["command"] = f"{cmdlet} {raw_params}".strip()
-        extra["status"] = "failed" if eid == 6 else "succeeded" if eid == 1 else f"event {eid}"
-        summary = f"Exchange cmdlet {extra['status']}: {extra['command']}"
-    elif channel == "Security" and eid == 1102:
-        kind = "security:log_cleared"
-        summary = "The audit log was cleared"
-    elif channel == "Security" and eid == 4688:
-        kind = "security:process_creation"
+    summary = ""
+    if eid == 4104:
+        kind = "powershell:scriptblock"
+    elif eid == 4103:
+        kind = "powershell:module"
+        context = key_values(str(data.get("ContextInfo") or ""))
+        invocations = parse_invocations(str(data.get("Payload") or ""))
+        extra.update({f"context_{k}": v for k, v in context.items() if v})
+        if invocations:
+            extra["invocations"] = invocations
+            extra["command"] = invocations_command(invocations)
+        summary = "Module logging: " + ("; ".join(i["cmdlet"] for i in invocations)
+                                        or context.get("CommandName", ""))
+    elif eid in (4105, 4106):
+        kind = "powershell:scriptblock_invocation"
+        summary = ("Started" if eid == 4105 else "Completed") + \
+            f" invocation of script block {data.get('ScriptBlockId', '')}"
+    else:
+        kind = "powershell:operational"
+    return kind, data, extra, summary
+
+
+def _windows_powershell(event: Event) -> _Shape | None:
+    eid = event.event_id
+    names = WINPS_FIELDS.get(eid) if eid is not None else None
+    if names is None:
+        return None
+    extra: dict[str, Any] = {}
+    data = _rename_positional(event.data, names)
+    details = key_values(str(data.pop("Details", "") or ""))
+    extra.update({k: v for k, v in details.items() if v})
+    if eid == 800:
+        invocations = parse_invocations(str(data.get("Payload") or ""))
+        command = str(data.get("CommandLine") or details.get("CommandLine") or "")
+        if invocations:
+            extra["invocations"] = invocations
+            command = "\n".join(c for c in (command, invocations_command(invocations)) if c)
+        if command:
+            extra["command"] = command
+        summary = "Pipeline execution: " + (command or "")
+    else:
+        if details.get("HostApplication"):
+            extra["command"] = details["HostApplication"]
+        state = data.get("NewEngineState") or data.get("NewProviderState") or ""
+        summary = f"{'Provider ' + str(data.get('ProviderName')) + ' ' if eid == 600 else 'Engine '}" \
+                  f"{state}: {details.get('HostApplication', '')}"
+    return "powershell:engine", data, extra, summary
+
+
+def _exchange(event: Event) -> _Shape | None:
+    eid = event.event_id
+    data = _rename_positional(event.data, EXCHANGE_FIELDS)
+    activity = data.get("activity_id")
+    if isinstance(activity, str) and activity.startswith("ActivityId: "):
+        data["activity_id"] = activity[len("ActivityId: "):]
+    cmdlet = str(data.get("cmdlet") or "")
+    logged = str(data.get("parameters_text") or "")
+    # cmdlet (canonical), parameters as name/value pairs, command, and the indicators the other
+    # Exchange sources compute the same way.
+    extra = cmdlet_attributes(cmdlet, parse_logged_parameters(logged))
+    if logged.lstrip().startswith("-") or not logged.strip():
+        extra["command"] = f"{cmdlet} {logged}".strip()  # already PowerShell syntax: kept as logged
+    status = EXCHANGE_STATUS.get(eid or 0, f"event {eid}")
+    extra["status"] = status
+    return "exchange:cmdlet", data, extra, f"Exchange cmdlet {status}: {extra['command']}"
+
+
+def _security(event: Event) -> _Shape | None:
+    eid, data = event.event_id, event.data
+    extra: dict[str, Any] = {}
+    if eid == 1102:
+        return "security:log_cleared", data, extra, "The audit log was cleared"
+    if eid == 4688:
         if data.get("CommandLine"):
             extra["command"] = data["CommandLine"]
-        summary = f"Process created: {data.get('CommandLine') or data.get('NewProcessName', '')}"
-    elif channel == "Security" and eid == 4663:
-        kind = "security:object_access"
+        return ("security:process_creation", data, extra,
+                f"Process created: {data.get('CommandLine') or data.get('NewProcessName', '')}")
+    if eid == 4663:
         try:
             extra["access_delete"] = bool(int(str(data.get("AccessMask") or "0"), 0) & 0x10000)
         except ValueError:
             pass
-        summary = f"Object access {data.get('AccessMask', '')}: {data.get('ObjectName', '')} " \
-                  f"by {data.get('ProcessName', '')}"
-    elif channel == "System" and eid == 104 and "eventlog" in event.provider.lower():
-        kind = "system:log_cleared"
-        name = data.get("Channel") or data.get("BackupPath")
-        summary = f"The {name} log was cleared" if name else "An event log was cleared"
-    elif channel == SYSMON:
-        kind = "sysmon:" + SYSMON_TYPES.get(eid or 0, "event")
-        if eid == 1 and data.get("CommandLine"):
-            extra["command"] = data["CommandLine"]
-        summary = f"Sysmon {eid}: " + str(data.get("CommandLine") or data.get("TargetFilename")
-                                           or data.get("Image") or "")
-    elif channel == WMI_ACTIVITY:
-        kind = "wmi:activity"
-        operation = data.get("Operation")
-        if operation:
-            extra["command"] = str(operation)
-        summary = f"WMI activity {eid}: {operation or data.get('Consumer') or ''}"
-    attributes = {**data, **extra}
-    if not summary:
-        pairs = [f"{k}={v}" for k, v in data.items() if v not in (None, "", "-")][:6]
-        summary = " ".join(pairs)
-    user = _user_from({**data, **extra}) or extra.get("context_User") or extra.get("UserId")
-    return Shaped(data_type=f"windows:evtx:{kind}", attributes=attributes, summary=summary, user=user)
+        return ("security:object_access", data, extra,
+                f"Object access {data.get('AccessMask', '')}: {data.get('ObjectName', '')} "
+                f"by {data.get('ProcessName', '')}")
+    return None
+
+
+def _system(event: Event) -> _Shape | None:
+    if event.event_id != 104 or "eventlog" not in event.provider.lower():
+        return None
+    data = event.data
+    name = data.get("Channel") or data.get("BackupPath")
+    return ("system:log_cleared", data, {},
+            f"The {name} log was cleared" if name else "An event log was cleared")
+
+
+def _sysmon(event: Event) -> _Shape | None:
+    eid, data = event.event_id, event.data
+    extra: dict[str, Any] = {}
+    if eid == 1 and data.get("CommandLine"):
+        extra["command"] = data["CommandLine"]
+    summary = f"Sysmon {eid}: " + str(data.get("CommandLine") or data.get("TargetFilename")
+                                       or data.get("Image") or "")
+    return "sysmon:" + SYSMON_TYPES.get(eid or 0, "event"), data, extra, summary
+
+
+def _wmi(event: Event) -> _Shape | None:
+    data = event.data
+    extra: dict[str, Any] = {}
+    operation = data.get("Operation")
+    if operation:
+        extra["command"] = str(operation)
+    return "wmi:activity", data, extra, \
+        f"WMI activity {event.event_id}: {operation or data.get('Consumer') or ''}"
+
+
+#: Channel -> shaper; a shaper returns None for the events of its channel it has no special form for.
+_SHAPERS: dict[str, Callable[[Event], _Shape | None]] = {
+    **{channel: _ps_operational for channel in PS_OPERATIONAL},
+    "Windows PowerShell": _windows_powershell, EXCHANGE: _exchange, "Security": _security,
+    "System": _system, SYSMON: _sysmon, WMI_ACTIVITY: _wmi}
+
+
+def describe(event: Event, overrides: dict[str, Any] | None = None,
+             ) -> tuple[str, dict[str, Any], str, str | None]:
+    """Record type, attributes, summary line and user of one event, in one pass.
+
+    The per-record path of the parser: the attributes are the System fields, the data fields, the
+    derived fields and ``overrides``, later ones winning. ``event.head`` becomes the attribute
+    dictionary (it is not copied), so an event is described once.
+    """
+    attributes = event.head
+    shaper = _SHAPERS.get(event.channel)
+    shaped = shaper(event) if shaper is not None else None
+    if shaped is None:
+        data = event.data
+        attributes.update(data)
+        kind, summary = "record", _pairs_summary(data)
+    else:
+        kind, data, extra, summary = shaped
+        attributes.update(data)
+        if extra:
+            attributes.update(extra)
+        if not summary:
+            summary = _pairs_summary(data)
+    user = _user_from(attributes) or attributes.get("context_User")
+    if overrides:
+        attributes.update(overrides)
+    return "windows:evtx:" + kind, attributes, summary, user

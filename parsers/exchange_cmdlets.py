@@ -91,6 +91,14 @@ def parse_parameter_string(text: str) -> list[tuple[str, str | None]]:
             pairs.append((name, None))
             continue
         opener = text[position]
+        if opener == "@" and text.startswith("@{", position):  # a hashtable: @{Add="x";Remove="y"}
+            closer = _CLOSERS["{"].search(text, position + 2)
+            end = closer.start() if closer else size - 1
+            pairs.append((name, text[position:end + 1]))
+            position = end + 1
+            while position < size and text[position] == " ":
+                position += 1
+            continue
         if opener in "\"({":
             closer = _CLOSERS[opener].search(text, position + 1)
             end = closer.start() if closer else size - 1
@@ -109,10 +117,47 @@ def parse_parameter_string(text: str) -> list[tuple[str, str | None]]:
     return pairs
 
 
+_LEGACY_NAME = re.compile(r"(?:^|, )([A-Za-z][\w-]*)=")
+
+
+def parse_legacy_parameters(text: str) -> list[tuple[str, str | None]]:
+    """Exchange 2010's form of the same list: ``{Identity=DAG1, MailboxServer=SCEX02}``.
+
+    Values are not quoted there, so a value that itself contains ``, Name=`` cannot be told apart
+    from the next parameter; it is split there.
+    """
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    names = list(_LEGACY_NAME.finditer(body))
+    if not names or names[0].start() != 0:
+        return [("", body)] if body else []
+    pairs: list[tuple[str, str | None]] = []
+    for index, match in enumerate(names):
+        end = names[index + 1].start() if index + 1 < len(names) else len(body)
+        pairs.append((match.group(1), body[match.end():end]))
+    return pairs
+
+
+def parse_logged_parameters(text: str) -> list[tuple[str, str | None]]:
+    """The parameter text of an MSExchange CmdletLogs event, in either form Exchange writes.
+
+    Exchange 2013 and later write ``TaskVerboseStringHelper.FormatUserSpecifiedParameters``
+    (``-Name "value" -List ("a","b") -Table @{k="v"}``, ``$null`` for null, every switch with a value
+    such as ``-Confirm "False"``); Exchange 2010 wrote ``{Name=value, Name2=value}``.
+    """
+    stripped = text.strip()
+    if not stripped:
+        return []
+    if stripped.startswith("{") and stripped.endswith("}") and "=" in stripped:
+        return parse_legacy_parameters(stripped)
+    return parse_parameter_string(stripped)
+
+
 def _quote(value: str | None) -> str:
     if value is None:
         return ""
-    if value.startswith(("(", "{")) and value.endswith((")", "}")):
+    if value.startswith(("(", "{", "@{")) and value.endswith((")", "}")):
         return value
     return f'"{value}"'
 

@@ -13,6 +13,13 @@ parameters. Every shape an examiner receives is read here:
 
 One record per operation, data type ``m365:ual:<workload>``; the time is ``AuditData.CreationTime``
 (UTC). JSON arrays are decoded object by object over a bounded window, never loaded whole.
+
+Memory is bounded whatever the file holds: a CSV line or a JSON element longer than
+:data:`MAX_OBJECT_CHARS` (1 Mi characters, far above any real AuditData) is not decoded. Its first
+:data:`MAX_OBJECT_CHARS` characters are kept, the scalar fields that can be read from them
+(``CreationTime``, ``Operation``, ``UserId``, ...) become a ``corrupted`` record, a warning gives its
+byte offset and length, and the rest of it is skipped in pieces (a 1 GB single-line export runs in
+a few MB).
 """
 
 from __future__ import annotations
@@ -24,18 +31,18 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO, TextIO
 
 from collector.timeutil import from_datetime
 from parsers.base import ParseContext, Parser
 from parsers.exchange_cmdlets import HIDING_FOLDERS, cmdlet_attributes, parse_parameter_string
-from parsers.history import bounded_text_lines
 from parsers.record import Record
 
 DATA_TYPE_PREFIX = "m365:ual"
 _CHUNK = 1 << 20
-#: Largest single JSON object accepted before the reader gives up on it and resynchronises.
-MAX_OBJECT_CHARS = 64 << 20
+#: Largest CSV line or JSON element decoded; a longer one is cut (scalars salvaged) and skipped.
+MAX_OBJECT_CHARS = 1 << 20
 _RESYNC = re.compile(r"[\n,]\s*\{")
 _DOTNET_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _CSV_KEYS = {"auditdata"}
@@ -43,6 +50,23 @@ _CSV_KEYS = {"auditdata"}
 MAILBOX_OPERATIONS = {"softdelete", "harddelete", "movetodeleteditems", "move", "copy", "update",
                       "mailitemsaccessed", "sendas", "sendonbehalf", "create", "applyrecord"}
 _MAX_SUBJECTS = 200
+#: A top-level-looking ``"Key": scalar`` pair in the readable start of a cut AuditData.
+_SCALAR = re.compile(r'"([A-Za-z][A-Za-z0-9]*+)"\s*+:\s*+'
+                     r'("[^"\\]*+(?:\\.[^"\\]*+)*+"|-?\d++(?:\.\d++)?|true|false|null)', re.DOTALL)
+#: While skipping a cut JSON element: the rest of a string up to its quote or a backslash, and
+#: text without quotes or brackets (possessive: no backtracking state, whatever the length).
+_STRING_BODY = re.compile(r'[^"\\]*+')
+_PLAIN = re.compile(r'[^"\[\]{}]*+')
+
+Row = tuple[int | None, dict[str, Any], dict[str, Any] | None, bool]
+
+
+@dataclass(frozen=True)
+class CutElement:
+    """A JSON element longer than MAX_OBJECT_CHARS: the scalars read from its start, and its size."""
+
+    fields: dict[str, Any]
+    chars: int
 
 
 def _encoding(head: bytes) -> str:
@@ -90,6 +114,23 @@ def _as_dict(value: Any) -> dict[str, Any] | None:
             return None
         return parsed if isinstance(parsed, dict) else None
     return None
+
+
+def salvage_scalars(prefix: str) -> dict[str, Any]:
+    """The ``"Key": scalar`` pairs readable in the start of a cut JSON object (first one wins).
+
+    UAL writes its scalar fields (CreationTime, Operation, UserId, Workload...) before the long
+    lists, so the start of a cut AuditData still tells what happened, when and by whom.
+    """
+    fields: dict[str, Any] = {}
+    for match in _SCALAR.finditer(prefix):
+        if match.group(1) in fields:
+            continue
+        try:
+            fields[match.group(1)] = json.loads(match.group(2))
+        except (ValueError, RecursionError):
+            continue
+    return fields
 
 
 def _parameters(value: Any) -> list[tuple[str, str | None]]:
@@ -220,52 +261,79 @@ class M365AuditParser(Parser):
             rows = self._json_rows(fh, ctx, encoding)
         else:
             rows = self._csv_rows(fh, ctx, encoding)
-        for order, (offset, outer, audit) in enumerate(rows):
-            record = self._record(ctx, order, offset, outer, audit)
+        for order, (offset, outer, audit, cut) in enumerate(rows):
+            record = self._record(ctx, order, offset, outer, audit, cut)
             if record is not None:
                 yield record
 
     # -- readers -------------------------------------------------------------------------------
-    def _csv_rows(self, fh: BinaryIO, ctx: ParseContext,
-                  encoding: str) -> Iterator[tuple[int | None, dict[str, Any], dict[str, Any] | None]]:
-        csv.field_size_limit(max(csv.field_size_limit(), MAX_OBJECT_CHARS))
+    def _csv_rows(self, fh: BinaryIO, ctx: ParseContext, encoding: str) -> Iterator[Row]:
+        csv.field_size_limit(max(csv.field_size_limit(), MAX_OBJECT_CHARS + 2))
+        head = fh.read(3)
+        fh.seek(0)
+        bom = 3 if head.startswith(codecs.BOM_UTF8) else (
+            2 if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else 0)
         text = io.TextIOWrapper(fh, encoding=encoding, errors=_errors(encoding), newline="")
-        bounded = bounded_text_lines(text, ctx, MAX_OBJECT_CHARS)  # a 2 GB line is cut, not held
-        first = next(bounded, "")
-        lines = [first] if not first.startswith("#TYPE") else []
-
-        def _all() -> Iterator[str]:
-            yield from lines
-            yield from bounded
-
-        reader = csv.reader(_all())
+        feed = _CsvFeed(_offset_lines(text, encoding, bom))
+        first = feed.peek()
+        if first is not None and first[1].startswith("#TYPE"):
+            feed.drop()
+        reader = csv.reader(feed)
         try:
             header = next(reader)
-        except StopIteration:
-            ctx.warn("empty UAL CSV export")
+        except (StopIteration, csv.Error, _RecordTooLong):
+            ctx.warn("empty UAL CSV export", 0)
             return
         names = [h.strip() for h in header]
+        lost = 0  # lines skipped after a runaway record, until one has every column again
         while True:
+            feed.new_record()
             try:
                 values = next(reader)
             except StopIteration:
                 return
-            except csv.Error as exc:
-                ctx.warn(f"unreadable CSV row near line {reader.line_num}: {exc}")
+            except _RecordTooLong:
+                ctx.warn(f"CSV record over {MAX_OBJECT_CHARS} characters (an unclosed quote?): lines "
+                         "skipped until one with every column", feed.start)
+                reader, lost = csv.reader(feed), 1
                 continue
+            except csv.Error as exc:
+                ctx.warn(f"unreadable CSV row: {exc}", feed.start)
+                continue
+            if lost:
+                if len(values) != len(names):
+                    lost += 1
+                    continue
+                lost = 0
             if not any(values):
                 continue
             row = dict(zip(names, values, strict=False))
+            if feed.cut is not None:
+                at, length = feed.cut
+                ctx.warn(f"CSV line of {length} characters cut to its first {MAX_OBJECT_CHARS}: AuditData "
+                         "not decoded, the fields readable in its start kept", at)
+                yield feed.start, row, salvage_scalars(row.get("AuditData") or "") or None, True
+                continue
             if len(values) != len(names):
-                ctx.warn(f"CSV line {reader.line_num}: {len(values)} values for {len(names)} columns")
+                ctx.warn(f"CSV record: {len(values)} values for {len(names)} columns", feed.start)
             audit = _as_dict(row.get("AuditData"))
             if audit is None and row.get("AuditData"):
-                ctx.warn(f"CSV line {reader.line_num}: AuditData is not valid JSON")
-            yield None, row, audit
+                ctx.warn("CSV record: AuditData is not valid JSON", feed.start)
+            yield feed.start, row, audit, False
 
-    def _json_rows(self, fh: BinaryIO, ctx: ParseContext,
-                   encoding: str) -> Iterator[tuple[int | None, dict[str, Any], dict[str, Any] | None]]:
+    def _json_rows(self, fh: BinaryIO, ctx: ParseContext, encoding: str) -> Iterator[Row]:
         for offset, obj in iter_json_objects(fh, ctx, encoding):
+            if isinstance(obj, CutElement):
+                ctx.warn(f"JSON element of {obj.chars} characters cut to its first {MAX_OBJECT_CHARS}: "
+                         "not decoded, the fields readable in its start kept", offset)
+                fields = obj.fields
+                if not fields:
+                    continue  # nothing readable in its start: the warning is all there is
+                if "AuditData" in fields:  # a wrapper whose AuditData string is intact in the start
+                    yield offset, fields, _as_dict(fields.get("AuditData")), True
+                else:
+                    yield offset, fields, fields or None, True
+                continue
             if not isinstance(obj, dict):
                 ctx.warn("JSON value is not an object", offset)
                 continue
@@ -273,14 +341,14 @@ class M365AuditParser(Parser):
                 audit = _as_dict(obj.get("AuditData"))
                 if audit is None:
                     ctx.warn("AuditData is not valid JSON", offset)
-                yield offset, obj, audit
+                yield offset, obj, audit, False
             else:
-                yield offset, {}, obj
+                yield offset, {}, obj, False
 
     # -- records -------------------------------------------------------------------------------
     def _record(self, ctx: ParseContext, order: int, offset: int | None, outer: dict[str, Any],
-                audit: dict[str, Any] | None) -> Record | None:
-        corrupted = audit is None
+                audit: dict[str, Any] | None, cut: bool = False) -> Record | None:
+        corrupted = audit is None or cut
         audit = audit or {}
         attrs = ual_record_attributes(audit)
         # Columns of the export wrapper, used when AuditData lacks (or lost) them.
@@ -295,6 +363,8 @@ class M365AuditParser(Parser):
             return None
         if corrupted and outer.get("AuditData"):
             attrs["audit_data"] = str(outer["AuditData"])[:32_000]
+        if cut:
+            attrs["cut"] = True
         timestamps: dict[str, int] = {}
         time = parse_ual_time(audit.get("CreationTime"))
         if time is None:
@@ -314,6 +384,131 @@ class M365AuditParser(Parser):
                       corrupted=corrupted)
 
 
+class _RecordTooLong(Exception):
+    """A CSV record grew past MAX_OBJECT_CHARS over several lines (an unclosed quote)."""
+
+
+def _offset_lines(text: TextIO, encoding: str, offset: int) -> Iterator[tuple[int, str, int | None]]:
+    """(byte offset, line, full length if the line was cut) of each line of ``text``.
+
+    A line longer than MAX_OBJECT_CHARS keeps its first MAX_OBJECT_CHARS characters (an open
+    quote is closed, so that the CSV reader does not run on into the next lines); the rest is read
+    in pieces and dropped. Offsets count the bytes of the file (UTF-16: two per code unit).
+    """
+    wide = "utf-16-le" if encoding.startswith("utf-16") else None
+    errors = "surrogatepass" if wide else "surrogateescape"
+
+    def size(piece: str) -> int:
+        return len(piece.encode(wide or "utf-8", errors))
+
+    while True:
+        line = text.readline(MAX_OBJECT_CHARS)
+        if not line:
+            return
+        start = offset
+        offset += size(line)
+        if len(line) < MAX_OBJECT_CHARS or line.endswith(("\n", "\r")):
+            yield start, line, None
+            continue
+        length = len(line)
+        while True:
+            rest = text.readline(MAX_OBJECT_CHARS)
+            offset += size(rest)
+            length += len(rest)
+            if not rest or rest.endswith(("\n", "\r")):
+                break
+        if length == len(line):
+            yield start, line, None
+            continue
+        if line.count('"') % 2:
+            line += '"'
+        yield start, line + "\n", length
+
+
+class _CsvFeed:
+    """The lines given to ``csv.reader``, remembering where the current record started, whether
+    one of its lines was cut, and stopping a record that runs on past MAX_OBJECT_CHARS."""
+
+    def __init__(self, lines: Iterator[tuple[int, str, int | None]]) -> None:
+        self.lines = lines
+        self._pending: tuple[int, str, int | None] | None = None
+        self.start: int | None = None
+        self.cut: tuple[int, int] | None = None
+        self.chars = 0
+
+    def peek(self) -> tuple[int, str, int | None] | None:
+        if self._pending is None:
+            self._pending = next(self.lines, None)
+        return self._pending
+
+    def drop(self) -> None:
+        self.peek()
+        self._pending = None
+
+    def new_record(self) -> None:
+        self.start, self.cut, self.chars = None, None, 0
+
+    def __iter__(self) -> _CsvFeed:
+        return self
+
+    def __next__(self) -> str:
+        item = self.peek()
+        if item is None:
+            raise StopIteration
+        self._pending = None
+        offset, line, length = item
+        if self.start is None:
+            self.start = offset
+        self.chars += len(line)
+        if self.chars > MAX_OBJECT_CHARS + 2 and length is None:
+            raise _RecordTooLong
+        if length is not None:
+            self.cut = (offset, length)
+        return line
+
+
+def _skip_json_element(text: str, at: int, state: list[int]) -> int:
+    """Index in ``text`` just after the JSON object or array being skipped, or -1 if it goes on.
+
+    ``state`` is [depth, in a string, after a backslash] and carries over from piece to piece,
+    so that an element of any size is skipped with only the current piece in memory.
+    """
+    depth, in_string, escaped = state
+    end = len(text)
+    while at < end:
+        if escaped:
+            at, escaped = at + 1, 0
+            continue
+        if in_string:
+            at = _STRING_BODY.match(text, at).end()  # type: ignore[union-attr]
+            if at >= end:
+                break
+            if text[at] == "\\":
+                at, escaped = at + 1, 1
+                continue
+            at, in_string = at + 1, 0
+            if depth <= 0:  # a top-level string
+                state[:] = [0, 0, 0]
+                return at
+            continue
+        at = _PLAIN.match(text, at).end()  # type: ignore[union-attr]
+        if at >= end:
+            break
+        char = text[at]
+        at += 1
+        if char == '"':
+            in_string = 1
+        elif char in "[{":
+            depth += 1
+        else:
+            depth -= 1
+            if depth <= 0:
+                state[:] = [0, 0, 0]
+                return at
+    state[:] = [depth, in_string, escaped]
+    return -1
+
+
 def iter_json_objects(fh: BinaryIO, ctx: ParseContext,
                       encoding: str = "utf-8-sig") -> Iterator[tuple[int, Any]]:
     """Yield (byte offset, value) for each element of a JSON array, a lone object or JSON Lines.
@@ -331,6 +526,7 @@ def iter_json_objects(fh: BinaryIO, ctx: ParseContext,
     byte_offset = 0  # bytes of the file before buffer[counted]
     eof = False
     started = False
+    lost = False  # in garbage after a warning: no more warnings until a value is read
 
     def _advance(to: int) -> int:
         nonlocal counted, byte_offset
@@ -377,10 +573,32 @@ def iter_json_objects(fh: BinaryIO, ctx: ParseContext,
             if truncated and not eof and len(buffer) - pos < MAX_OBJECT_CHARS:
                 _fill()
                 continue
-            ctx.warn(f"broken JSON: {exc.msg}", _advance(pos) + (
-                (exc.pos - pos) * 2 if wide else len(buffer[pos:exc.pos].encode("utf-8", "surrogateescape"))))
+            if truncated and not eof and buffer[pos] in '{["':
+                # Over the bound: keep what its start tells, skip the rest piece by piece.
+                offset = _advance(pos)
+                fields = salvage_scalars(buffer[pos:pos + MAX_OBJECT_CHARS]) if buffer[pos] == "{" else {}
+                state, chars = [0, 0, 0], 0
+                while True:
+                    end = _skip_json_element(buffer, pos, state)
+                    if end >= 0:
+                        chars += end - pos
+                        pos = end
+                        break
+                    chars += len(buffer) - pos
+                    pos = len(buffer)
+                    if eof:
+                        break
+                    _fill()
+                yield offset, CutElement(fields, chars)
+                lost = False
+                continue
+            if not lost:
+                into = buffer[pos:exc.pos]
+                ctx.warn(f"broken JSON: {exc.msg}", _advance(pos) + (
+                    len(into) * 2 if wide else len(into.encode("utf-8", "surrogateescape"))))
             # Resynchronise at the next object that starts a line or follows a comma.
             match = _RESYNC.search(buffer, pos + 1)
+            lost = match is None  # one warning for a whole run of garbage, not one per piece
             if match is None:
                 if eof:
                     return
@@ -389,6 +607,7 @@ def iter_json_objects(fh: BinaryIO, ctx: ParseContext,
             pos = match.start() + 1
             continue
         yield _advance(pos), value
+        lost = False
         pos = end
         if len(buffer) - pos < 4096 and not eof:
             _fill()

@@ -44,13 +44,15 @@ from parsers.mail_evidence import (
     mozilla_flag_names,
 )
 from parsers.mbox import MboxParser, mapped, parse_headers
-from parsers.mork import MorkDatabase, read_mork
+from parsers.mork import MAX_VALUE_CHARS, MorkDatabase, read_mork
 from parsers.record import Record
 
 MSGS_KIND = "ns:msg:db:table:kind:msgs"
 MOZILLA_OFFLINE = 0x0080
-#: A summary larger than this is not read (Mork is parsed in memory).
-MAX_MSF_BYTES = 128 * 1024 * 1024
+#: The summary columns the records use: the Mork reader keeps only these cells of each row, so a
+#: summary of any size costs its row ids and these values, not its bytes.
+MSF_COLUMNS = ("message-id", "flags", "date", "dateReceived", "subject", "sender", "recipients",
+               "msgOffset", "storeToken", "size")
 MSF_DATE_DESC = "Sent Time (summary date)"
 MSF_RECEIVED_DESC = "Delivery Time (summary dateReceived)"
 
@@ -114,16 +116,17 @@ class ThunderbirdParser(MboxParser):
 
     # -- .msf summaries --------------------------------------------------------------------------
     def _summary(self, fh: BinaryIO, ctx: ParseContext) -> Iterator[Record]:
-        data = fh.read(MAX_MSF_BYTES + 1)
-        if len(data) > MAX_MSF_BYTES:
-            ctx.warn(f"summary larger than {MAX_MSF_BYTES} bytes: not read", 0)
-            return
-        if not data.startswith(b"// <!-- <mdb:mork"):
+        head = fh.read(17)
+        fh.seek(0)
+        if head != b"// <!-- <mdb:mork":
             ctx.warn("not a Mork summary (no <mdb:mork> header)", 0)
             return
-        db = read_mork(data.decode("latin-1"))
+        db = read_mork(fh, columns=MSF_COLUMNS)  # streamed: memory follows the rows, not the file
         if db.skipped:
             ctx.warn(f"{db.skipped} unreadable Mork tokens skipped", None)
+        if db.cut_values:
+            ctx.warn(f"{db.cut_values} Mork value(s) over {MAX_VALUE_CHARS} characters kept cut",
+                     db.first_cut_offset)
         folder_source = ctx.provenance.source_path[:-4]
         folder = {"mailbox": folder_source, "summary": ctx.provenance.source_path,
                   **thunderbird_folder(folder_source)}

@@ -21,14 +21,28 @@ def test_image_matches_committed_sha256():
     assert sha256_of(LINUX_IMAGE) == expected
 
 
-def test_run_writes_every_output(linux_run: Path):
+#: Where carol's deleted spool sits in the unallocated blocks of p1 (the image is fixed: its
+#: SHA-256 is committed and checked above).
+CAROL_CARVED_OFFSET = 5079040
+
+
+def test_run_writes_every_output(linux_run: Path, scenario: dict):
     for name in ("bundle/manifest.jsonl", "bundle/report.json", "records.jsonl", "timeline.csv",
                  "timeline.jsonl", "timeline.l2t.csv", "run.log", "findings.md"):
         assert (linux_run / name).is_file(), name
     report = json.loads((linux_run / "bundle" / "report.json").read_text())
     assert report["tool"] == "inboxtrail" and report["source_kind"] == "image"
     assert report["filesystems"][0]["hostname"] == "mailhost"
-    assert report["counts"]["recovered"] == 1
+    # Carol's deleted spool, twice: its inode's data, and the same bytes carved from free blocks.
+    (carol,) = [box for box in scenario["mailboxes"] if box["deleted"]]
+    recovered = [(line["artifact"], line["source_path"], line["inode"], line.get("carved_offset"),
+                  line["size"], line["sha256"], line["deleted"])
+                 for line in _manifest(linux_run) if line["outcome"] == "recovered"]
+    assert recovered == [
+        ("LinuxMailSpools", carol["path"], carol["inode"], None, carol["size"], carol["sha256"], True),
+        ("carved_mbox", f"/$Unallocated/carved_mbox-{CAROL_CARVED_OFFSET:013d}", None,
+         CAROL_CARVED_OFFSET, carol["size"], carol["sha256"], True)]
+    assert report["counts"]["recovered"] == 2
     assert set(report) >= {"version", "source", "started", "finished", "counts"}
     assert not list(linux_run.rglob("*.part")), "temporary files left behind"
 
@@ -86,8 +100,10 @@ def test_clearing_commands_are_tagged_and_look_alikes_are_not(linux_records, sce
         if truth["time"]:
             assert list(record["timestamps"].values()) == [parse_iso(truth["time"])]
     assert tagged == {}, f"unexpected tags: {list(tagged)}"
-    for command in scenario["not_flagged"]:
-        assert not [r for r in shell if r["attributes"]["command"] == command and r["tags"]]
+    clearing = {(truth["path"], truth["command"]) for truth in scenario["clearing_commands"]}
+    for command in scenario["not_flagged"]:  # look-alikes, except on the lines the scenario names
+        assert not [r for r in shell if r["attributes"]["command"] == command and r["tags"]
+                    and (r["provenance"]["source_path"], command) not in clearing]
 
 
 def test_deleted_spool_is_listed_recovered_and_tagged(linux_run, linux_records, scenario):

@@ -399,7 +399,20 @@ def test_files_match_the_structure_of_real_channels(evtx_scenario: dict) -> None
     )
     mine = ours[(EXCHANGE, 1)]
     assert list(mine["System"]) == list(real_exchange["System"])
-    assert len(mine["EventData"]["Data"]["#text"]) == len(real_exchange["EventData"]["Data"]["#text"])
+    assert _shape(mine["EventData"]) == _shape(real_exchange["EventData"])  # 27 <Data>, then <Binary>
+    assert mine["System"]["EventID"]["#attributes"] == {"Qualifiers": 16384}  # 0x40000001
+    assert real_exchange["System"]["EventID"]["#attributes"] == {"Qualifiers": 49152}  # 0xC0000006
+    slots, real_slots = mine["EventData"]["Data"]["#text"], real_exchange["EventData"]["Data"]["#text"]
+    assert len(slots) == len(real_slots) == 27
+    # Same slots filled as on the real server; a success leaves the error slots 11-14 empty.
+    assert [bool(s) for i, s in enumerate(slots) if i not in range(11, 15)] == [
+        bool(s) for i, s in enumerate(real_slots) if i not in range(11, 15)]
+    assert not any(slots[11:15]) and all(real_slots[i] for i in (11, 12, 14))
+    for index in (5, 6, 17, 24, 26):  # application, process, PII flag, RBAC summary, culture
+        assert slots[index] == real_slots[index]
+    assert slots[19] == real_slots[19] == "0 objects execution has been proxied to remote server."
+    assert slots[23].startswith("ActivityId: ") and real_slots[23].startswith("ActivityId: ")
+    assert slots[1].startswith("-") and real_slots[1].startswith("-")  # -Name "value" ...
 
 
 def _event_id(event: dict) -> int:

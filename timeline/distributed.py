@@ -4,7 +4,7 @@ What moves over the network: the manifest entry of each file out to a worker (on
 artifact file), the file's records back to the client as JSON lines; for the timeline, one
 records shard per host out, one sorted run per host written by a worker to the output
 directory. What stays on the client: the manifest, pass 1 of the timeline (column names), and
-the final k-way merge, which streams the per-host runs with ``heapq.merge``. Workers read the
+the final k-way merge of the per-host runs (:func:`timeline.runs.merge_runs`). Workers read the
 bundle through fsspec, so a path every worker can reach (NFS) or a URL (``s3://...``) works; the
 output directory must be reachable by the workers as well, for the sorted runs.
 """
@@ -12,9 +12,7 @@ output directory must be reachable by the workers as well, for the sorted runs.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import json
-import os
 import shutil
 import tempfile
 from collections import Counter
@@ -25,9 +23,11 @@ from typing import Any
 from collector.bundle import MANIFEST, REPORT
 from collector.errors import BundleError, InboxtrailError
 from parsers import engine as parse_engine
+from parsers.base import REGISTRY
+from parsers.record import loads_record
 from parsers.targets import StateIndex
-from timeline.build import LineFormatter, TimelineOptions, _records, plan, write_outputs
-from timeline.sort import ExternalSorter
+from timeline.build import TimelineOptions, plan
+from timeline.runs import format_runs, merge_runs
 
 
 def _client(scheduler: str) -> Any:
@@ -53,15 +53,16 @@ def _read_text(url: str) -> str:
 
 
 @contextlib.contextmanager
-def _local_bundle(bundle: str, entry: dict[str, Any]) -> Iterator[Path]:
-    """The bundle as a local directory holding (at least) this entry's file and the manifest."""
+def _local_bundle(bundle: str, entry: dict[str, Any], companions: list[str]) -> Iterator[Path]:
+    """The bundle as a local directory holding (at least) this entry's file, the files its parsers
+    also read (``Parser.companions``) and the manifest."""
     if not _is_url(bundle):
         yield Path(bundle.removeprefix("file://"))
         return
     import fsspec
 
     with tempfile.TemporaryDirectory(prefix="inboxtrail-worker-") as tmp:
-        for relative in (MANIFEST, entry.get("bundle_path")):
+        for relative in dict.fromkeys((MANIFEST, entry.get("bundle_path"), *companions)):
             if relative:
                 target = Path(tmp) / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -70,19 +71,31 @@ def _local_bundle(bundle: str, entry: dict[str, Any]) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _parse_remote(bundle: str, entry: dict[str, Any], hosts: dict[str, str],
-                  state: StateIndex) -> tuple[list[str], dict, list, int]:
+def _companions(entry: dict[str, Any], manifest: list[dict[str, Any]]) -> list[str]:
+    """The other bundle files the parsers of ``entry`` read (see ``Parser.companions``)."""
+    paths: dict[str, None] = {}
+    for name in entry.get("parsers") or ():
+        parser = REGISTRY.get(name)
+        if parser is not None:
+            paths.update(dict.fromkeys(parser.companions(entry, manifest)))
+    return list(paths)
+
+
+def _parse_remote(bundle: str, entry: dict[str, Any], hosts: dict[str, str], companions: list[str],
+                  state: StateIndex) -> tuple[list[bytes], dict, list, int, list[str]]:
     """Worker task: the records of one manifest entry, as ``records.jsonl`` lines."""
     parse_engine._STATE = state
     ctx = parse_engine._context(entry, hosts)
     stats: Counter = Counter()
-    lines: list[str] = []
+    lines: list[bytes] = []
+    names: set[str] = set()
     tagged = 0
-    with _local_bundle(bundle, entry) as root:
+    with _local_bundle(bundle, entry, companions) as root:
         for record in parse_engine.records_of_entry(root, entry, ctx, stats):
-            lines.append(record.to_json())
+            lines.append(record.to_json_bytes())
+            names.update(record.attributes)
             tagged += bool(record.tags)
-    return lines, dict(stats), ctx.warnings, tagged
+    return lines, dict(stats), ctx.warnings, tagged, sorted(names)
 
 
 def parse_bundle_dask(bundle: str, out_dir: Path, scheduler: str, quiet: bool = False) -> dict[str, Any]:
@@ -98,10 +111,11 @@ def parse_bundle_dask(bundle: str, out_dir: Path, scheduler: str, quiet: bool = 
     client = _client(scheduler)
     try:
         state = client.scatter(StateIndex(manifest), broadcast=True)
+        companions = [_companions(entry, manifest) for entry in manifest]
         futures = client.map(_parse_remote, [bundle] * len(manifest), manifest,
-                             [hosts] * len(manifest), state=state, pure=False)
+                             [hosts] * len(manifest), companions, state=state, pure=False)
 
-        def results() -> Iterator[tuple[list[str], dict, list, int]]:
+        def results() -> Iterator[parse_engine.FileResult]:
             for future in futures:  # manifest order, whatever order the workers finish in
                 result = future.result()
                 future.release()
@@ -112,49 +126,40 @@ def parse_bundle_dask(bundle: str, out_dir: Path, scheduler: str, quiet: bool = 
         client.close()
 
 
-def _sort_shard(shard: str, run: str, columns: list[str], options: TimelineOptions,
-                tagged: dict[str, list[int]]) -> str:
-    """Worker task: one host's records formatted into rows and sorted into one run file."""
-    formatter = LineFormatter(columns, options, tagged)
-    sorter = ExternalSorter(temp_dir=os.path.dirname(run))
-    for record in _records([Path(shard)]):
-        for line in formatter.lines(record):
-            sorter.add(line)
-    with open(run, "w", encoding="utf-8", errors="surrogatepass", newline="\n") as out:
-        for line in sorter.sorted_lines():
-            out.write(line + "\n")
-    return run
+def _sort_shard(shard: str, directory: str, columns: list[str], options: TimelineOptions,
+                tagged: dict[str, list[int]]) -> list[str]:
+    """Worker task: one host's records formatted into rows and sorted into run files."""
+    Path(directory).mkdir()
+    runs, _, _ = format_runs([Path(shard)], Path(directory), columns, options, tagged)
+    return [str(run) for run in runs]
 
 
 def build_timeline_dask(records_files: list[Path], out_dir: Path, scheduler: str,
                         options: TimelineOptions, quiet: bool = False) -> dict[str, Any]:
     """The timeline stage with one sort per host on the cluster and the final merge streamed here."""
     columns, tagged = plan(records_files, options)
-    work = Path(tempfile.mkdtemp(prefix=".timeline.", dir=out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".timeline.", suffix=".part", dir=out_dir))
     client = _client(scheduler)
     try:
         shards: dict[str, Any] = {}
         try:  # split the records by host, keeping each line exactly as it is
             for path in records_files:
-                with path.open(encoding="utf-8") as handle:
+                with path.open("rb") as handle:
                     for line in handle:
-                        host = json.loads(line).get("host") or ""
+                        host = loads_record(line).get("host") or ""
                         if host not in shards:
-                            shards[host] = (work / f"shard{len(shards):05d}.jsonl").open(
-                                "w", encoding="utf-8", newline="\n")
+                            shards[host] = (work / f"shard{len(shards):05d}.jsonl").open("wb")
                         shards[host].write(line)
         finally:
             for handle in shards.values():
                 handle.close()
         names = [str(work / f"shard{i:05d}.jsonl") for i in range(len(shards))]
-        runs = [name.replace("shard", "run") for name in names]
-        futures = client.map(_sort_shard, names, runs, columns=columns, options=options,
+        directories = [str(work / f"runs{i:05d}") for i in range(len(shards))]
+        futures = client.map(_sort_shard, names, directories, columns=columns, options=options,
                              tagged=tagged, pure=False)
-        finished = [future.result() for future in futures]
-        with contextlib.ExitStack() as stack:
-            streams = [(line[:-1] for line in stack.enter_context(
-                open(run, encoding="utf-8", errors="surrogatepass", newline="\n"))) for run in finished]
-            return write_outputs(heapq.merge(*streams), out_dir, columns)
+        runs = [Path(run) for future in futures for run in future.result()]
+        return merge_runs(runs, out_dir, columns, quiet=quiet)
     finally:
         client.close()
         shutil.rmtree(work, ignore_errors=True)

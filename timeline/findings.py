@@ -11,7 +11,6 @@ order. Tagged records that name no object are grouped by rule.
 from __future__ import annotations
 
 import html
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from collector.atomic import atomic_open
 from collector.timeutil import iso_utc
 from parsers.evtx_correlate import export_then_removed
+from parsers.record import loads_record
 from parsers.rules.engine import SEVERITY_RANK
 from parsers.targets import record_targets
 
@@ -47,6 +47,9 @@ class Story:
         return max((r["attributes"].get("severity", "low") for r in self.records),
                    key=lambda s: SEVERITY_RANK.get(s, 0))
 
+
+#: Record types that are one message each (what the chart's "mail received" counts).
+_MESSAGE_TYPES = (":message", ":item", ":emlx")
 
 def _first_time(record: dict[str, Any]) -> int:
     """The moment a record stands for in a story: a deletion or last write where it has one."""
@@ -78,9 +81,9 @@ def _load(records_path: Path) -> tuple[list[dict[str, Any]], dict[str, int], dic
     tagged = []
     recovered: dict[str, int] = defaultdict(int)
     series: dict[str, list[int]] = {"mail received": [], "commands run": [], "deletion evidence": []}
-    with records_path.open(encoding="utf-8") as handle:
+    with records_path.open("rb") as handle:
         for line in handle:
-            record = json.loads(line)
+            record = loads_record(line)
             data_type = record["data_type"]
             when = _first_time(record) if record.get("timestamps") else None
             if record.get("tags"):
@@ -91,7 +94,7 @@ def _load(records_path: Path) -> tuple[list[dict[str, Any]], dict[str, int], dic
                 if record.get("recovered"):
                     recovered[(record.get("attributes") or {}).get("mailbox")
                               or record["provenance"]["source_path"]] += 1
-                if when is not None:
+                if when is not None and data_type.endswith(_MESSAGE_TYPES):  # not folders, gaps
                     series["mail received"].append(when)
             elif data_type.startswith(("shell:", "windows:evtx:powershell", "windows:exchange:cmdlet",
                                        "windows:evtx:exchange", "windows:evtx:security:process")):

@@ -4,17 +4,14 @@ Like plaso, rows of one record that share a timestamp are written as one line wh
 combines their letters and whose ``type`` joins their descriptions with ``; ``; delimiters inside
 values become spaces. Unlike plaso, line breaks inside values become spaces too, so that every
 event stays on one line for grep and spreadsheet users, formula-like cells are neutralised and
-cells holding quotes are quoted (see :func:`_field`).
+cells holding quotes are quoted (see :func:`field`). :class:`timeline.lines.LineFormatter` puts the
+fields together into lines.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from collector.timeutil import to_datetime
 
 HEADER = ("date", "time", "timezone", "MACB", "source", "sourcetype", "type", "user", "host",
           "short", "desc", "version", "filename", "inode", "notes", "format", "extra")
@@ -45,8 +42,6 @@ _MACB = (("M", ("mtime", "Content Modification Time")),
          ("A", ("atime", "Last Access Time")),
          ("C", ("ctime", "Metadata Modification Time")),
          ("B", ("crtime", "Creation Time")))
-_USED = {"datetime", "timestamp", "timestamp_desc", "message", "data_type", "tag", "host", "user",
-         "parser", "display_name", "inode", "source"}
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
@@ -58,6 +53,11 @@ PLASO_EQUIVALENTS = {
     "Command Start Time": "Content Modification Time",
     "Event Time": "Creation Time",
     "Record Written Time": "Content Modification Time",
+    # parsers/mft.py names the $FILE_NAME copies of the NTFS times apart from $STANDARD_INFORMATION
+    "Creation Time ($FILE_NAME)": "Creation Time",
+    "Content Modification Time ($FILE_NAME)": "Content Modification Time",
+    "Last Access Time ($FILE_NAME)": "Last Access Time",
+    "Metadata Modification Time ($FILE_NAME)": "Metadata Modification Time",
 }
 
 
@@ -78,7 +78,7 @@ def source_of(data_type: str) -> tuple[str, str]:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _field(value: Any) -> str:
+def field(value: Any) -> str:
     """One l2tcsv cell, safe for spreadsheets and CSV readers.
 
     Policy (this is the CSV meant for spreadsheets; the Timesketch files keep raw values):
@@ -101,29 +101,3 @@ def _field(value: Any) -> str:
 def header_line() -> str:
     """The 17-column header (no line terminator)."""
     return ",".join(HEADER)
-
-
-class L2tFormatter:
-    """Formats one l2tcsv line for the rows of one record that share a timestamp."""
-
-    def __init__(self, tz: str = "UTC") -> None:
-        self._tz = ZoneInfo(tz) if tz != "UTC" else _dt.UTC
-        self._tz_name = tz
-
-    def line(self, group: list[dict[str, Any]]) -> str:
-        """One line for a MACB group (rows of one record with one timestamp)."""
-        row = group[0]
-        descriptions = [r["timestamp_desc"] for r in group]
-        moment = to_datetime(row["timestamp"]).astimezone(self._tz)
-        short, long = source_of(row["data_type"])
-        message = row.get("message") or ""
-        extra = "; ".join(sorted(
-            f"{key}: {value}" for key, value in row.items()
-            if key not in _USED and value not in (None, "", [], {})))
-        values = [
-            moment.strftime("%m/%d/%Y"), moment.strftime("%H:%M:%S"), self._tz_name,
-            macb(descriptions), short, long, "; ".join(descriptions), row.get("user"),
-            row.get("host"), message if len(message) <= 80 else message[:77] + "...", message, "2",
-            row.get("display_name"), row.get("inode"), " ".join(row.get("tag") or ()) or "-",
-            row.get("parser"), extra]
-        return ",".join(_field(v) for v in values)

@@ -190,16 +190,27 @@ class RuleEngine:
         return True
 
     # -- public -----------------------------------------------------------------------------------
+    def applicable(self, data_type: str) -> list[Rule]:
+        """The rules that look at records of ``data_type`` (computed once per type)."""
+        rules = self._by_type.get(data_type)
+        if rules is None:
+            rules = self._by_type[data_type] = [r for r in self.rules if r.applies_to(data_type)]
+        return rules
+
     def hits(self, record: Record) -> list[Rule]:
         """The rules that ``record`` matches, in rule order."""
         applicable = self._by_type.get(record.data_type)
         if applicable is None:
-            applicable = self._by_type[record.data_type] = [
-                r for r in self.rules if r.applies_to(record.data_type)]
-        return [r for r in applicable if self._matches(r, record)]
+            applicable = self.applicable(record.data_type)
+        return [r for r in applicable if self._matches(r, record)] if applicable else []
 
     def tag(self, record: Record) -> Record:
         """Return ``record`` with the ids and techniques of every matching rule in its tags."""
+        applicable = self._by_type.get(record.data_type)
+        if applicable is None:
+            applicable = self.applicable(record.data_type)
+        if not applicable:  # most records (a System log's service events): no rule looks at them
+            return record
         hits = list({rule.id: rule for rule in reversed(self.hits(record))}.values())[::-1]
         if not hits:
             return record

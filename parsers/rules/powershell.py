@@ -35,13 +35,16 @@ _FALSE = {"$false", "false", "0", "$null", "no", "off"}
 _TRUE = {"$true", "true", "1", "yes", "on"}
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'",
                          "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2013": "-", "\u2014": "-"})
+#: Strings are written as "unrolled loops" (``'[^']*(?:''[^']*)*'``), not ``'(?:[^']|'')*'``: the
+#: same tokens, but one step per run of plain characters instead of one per character, which makes
+#: a 2 MB script block (Invoke-Mimikatz) lex in milliseconds instead of a second.
 _TOKEN = re.compile(r"""
     (?P<bcomment><\#.*?(?:\#>|\Z))
   | (?P<comment>\#[^\r\n]*)
   | (?P<nl>`?\r?\n)
   | (?P<ws>[ \t\f\v\u00a0]+|`[ \t])
-  | (?P<sq>'(?:[^']|'')*(?:'|\Z))
-  | (?P<dq>"(?:[^"`]|`.|"")*(?:"|\Z))
+  | (?P<sq>'[^']*(?:''[^']*)*(?:'|\Z))
+  | (?P<dq>"[^"`]*(?:(?:`.|"")[^"`]*)*(?:"|\Z))
   | (?P<open>[$@]?\(|[$@]?\{)
   | (?P<close>[)}])
   | (?P<sep>&&|\|\||[;|])

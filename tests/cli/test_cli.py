@@ -85,7 +85,8 @@ def test_artifacts_and_extra_paths(tmp_path):
     assert main(["-q", "collect", str(LINUX_IMAGE), "--artifacts", "LinuxMailSpools",
                  "--path", "/etc/host*", "-o", str(out)]) == 0
     lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
-    assert {line["artifact"] for line in lines} == {"LinuxMailSpools", "AdHocPath"}
+    # carol's deleted spool is also carved out of the free blocks of the spool's file system
+    assert {line["artifact"] for line in lines} == {"LinuxMailSpools", "AdHocPath", "carved_mbox"}
     assert any(line["source_path"] == "/etc/hostname" for line in lines)
     assert main(["-q", "collect", str(LINUX_IMAGE), "--artifacts", "Nope", "-o",
                  str(tmp_path / "o2")]) == 5
@@ -121,3 +122,16 @@ def test_timesketch_upload_failure_is_a_clear_error(tmp_path, capsys):
                  "--timesketch-user", "examiner", "-o", str(out)]) == 5
     assert "Timesketch upload to http://127.0.0.1:9 failed" in capsys.readouterr().err
     assert (out / "timeline.jsonl").is_file()  # the run's outputs are complete regardless
+
+
+def test_sha256_only_and_no_carving(tmp_path):
+    out = tmp_path / "out"
+    assert main(["-q", "collect", str(LINUX_IMAGE), "--hash", "sha256", "--carve-budget", "0",
+                 "-o", str(out)]) == 0
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    report = json.loads((out / "report.json").read_text())
+    assert report["hashes"] == ["sha256"]
+    assert not [line for line in lines if line["artifact"].startswith("carved_")]
+    collected = [line for line in lines if line["outcome"] in ("collected", "recovered")]
+    assert collected and all(line["md5"] is None and len(line["sha256"]) == 64 for line in collected)
+    assert main(["-q", "verify", str(out)]) == 0

@@ -194,9 +194,14 @@ def test_symlinks_are_recorded_with_their_targets_and_not_followed(hostile_run):
         assert not path.is_file() or path.read_bytes() != shadow, path
     # the loops did not multiply the Maildir: exactly the two real messages were taken from it
     maildir = [p for p, line in by_path.items()
-               if p.startswith("/home/eve/Maildir/") and line["outcome"] != "missing"]
+               if p.startswith("/home/eve/Maildir/") and line["outcome"] != "missing"
+               and line["kind"] != "dir"]
     assert sorted(maildir) == sorted([H.location_str(H.DEEP_FILE),
                                       "/home/eve/Maildir/cur/1791000000.M1P1.hostile:2,S"])
+    # and the folder walk (dir lines, for the folders' mtimes) did not follow the loop either
+    folders = [line["source_path"] for line in hostile_run["lines"] if line["kind"] == "dir"]
+    deep_folder = H.location_str(H.DEEP_DIRS[-1])
+    assert folders == ["/home/eve/Maildir", "/home/eve/Maildir/cur", deep_folder, f"{deep_folder}/cur"]
 
 
 def test_path_longer_than_4000_bytes_is_collected(hostile_run):

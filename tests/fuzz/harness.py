@@ -137,6 +137,12 @@ def _usn_seeds() -> list[Seed]:
     return [("usn_v2+v3", b"\x00" * 4096 + page)]
 
 
+def _mft_seeds() -> list[Seed]:
+    from tests.parsers.test_mft import windows_suspect_mft
+
+    return [("windows-suspect $MFT", windows_suspect_mft())]
+
+
 def _evtx_writer_seeds() -> list[Seed]:
     """A small EVTX written by our own writer (the seed when the corpus is absent)."""
     from tests.fixtures.evtx_scenarios import mail_clearing_events, write_events
@@ -286,6 +292,7 @@ TARGETS: tuple[Target, ...] = (
            "/home/alice/.thunderbird/x.default/Mail/Local Folders/Inbox.msf",
            (_f("mail/thunderbird/Mail/Local Folders/Inbox.msf"),), kind="text", examples=50),
     Target("usnjrnl", "usnjrnl", "/$Extend/$UsnJrnl:$J", (_usn_seeds,), examples=50),
+    Target("mft", "mft", "/$MFT", (_mft_seeds,), examples=20),
     Target("windows_mail", "windows_mail", "C:/Users/eve/AppData/Local/Comms/UnistoreDB/store.vol",
            (_inline("ese-header", b"\x00\x00\x00\x00\xef\xcd\xab\x89" + b"\x00" * 8192),), examples=20),
     Target("zsh_history", "zsh_history", "/home/alice/.zsh_history",

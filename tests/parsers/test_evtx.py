@@ -16,7 +16,8 @@ from parsers import evtx as evtx_parser
 from parsers.base import ParseContext
 from parsers.evtx import CHUNK_SIZE, FILE_HEADER_SIZE, MAGIC, EvtxParser
 from parsers.evtx_correlate import export_then_removed
-from parsers.evtx_events import exchange_parameters, parse_invocations
+from parsers.evtx_events import parse_invocations
+from parsers.exchange_cmdlets import parse_logged_parameters
 from parsers.record import Provenance, Record
 from parsers.rules import default_engine
 from tests.conftest import corpus_path
@@ -125,18 +126,43 @@ def test_time_created_not_record_header_time() -> None:
 
 
 def test_exchange_management_cmdlet_fields() -> None:
+    """The 27 CmdletLogs slots of the real (Exchange 2016) event 6 under their names."""
     records, _ = _parse("evtx-to-mitre/ID6-Failed to install an Exchange transport agent.evtx")
     first = records[0]
+    attributes = first.attributes
     assert first.data_type == "windows:evtx:exchange:cmdlet"
-    assert first.attributes["cmdlet"] == "Install-TransportAgent"
-    assert first.attributes["parameters_parsed"] == {
-        "Name": "Evil", "AssemblyPath": ".\\NetshHelperBeacon.dll", "TransportAgentFactory": "hack"}
-    assert first.attributes["status"] == "failed"
-    assert first.attributes["caller_sid"] == "S-1-5-21-4230534742-2542757381-3142984815-1111"
+    assert attributes["cmdlet"] == "Install-TransportAgent"
+    assert attributes["parameters"] == [
+        {"name": "Name", "value": "Evil"}, {"name": "AssemblyPath", "value": ".\\NetshHelperBeacon.dll"},
+        {"name": "TransportAgentFactory", "value": "hack"}]
+    assert attributes["parameters_text"] == \
+        '-Name "Evil" -AssemblyPath ".\\NetshHelperBeacon.dll" -TransportAgentFactory "hack"'
+    assert attributes["command"] == "Install-TransportAgent " + attributes["parameters_text"]
+    assert attributes["status"] == "failed"
+    assert attributes["caller"] == "offsec.lan/OFFSEC-COMPANY/Administrators/admmig"
+    assert attributes["logon_user_sid"] == attributes["user_sid"] == \
+        "S-1-5-21-4230534742-2542757381-3142984815-1111"
+    assert attributes["application"] == "Remote-ManagementShell-Unknown"
+    assert attributes["process"] == "8372 w3wp#MSExchangePowerShellAppPool"
+    assert (attributes["organization"], attributes["thread_id"], attributes["duration"]) == \
+        ("", "54", "00:00:00.0080007")
+    assert attributes["ad_settings"].startswith("View Entire Forest: 'False', Default Scope: 'offsec.lan'")
+    assert attributes["error"].startswith(
+        "System.ArgumentException: The Transport Agent assembly file "
+        '".\\NetshHelperBeacon.dll" doesn\'t exist.')
+    assert (attributes["error_category"], attributes["error_id"]) == ("5", "NonLocalizedException")
+    assert attributes["pii_suppressed"] == "False"
+    assert attributes["proxied_objects"] == "0 objects execution has been proxied to remote server."
+    assert attributes["output_objects"] == "0"
+    assert attributes["activity_id"] == "82cc33be-98c2-4050-bd7f-53aaed825502"
+    assert (attributes["rbac"], attributes["culture"]) == ("ServicePlan:;IsAdmin:True;", "en-US")
+    assert not any(key.startswith("param") and key[5:].isdigit() for key in attributes)  # all 27 named
     assert first.host == "exchange01.offsec.lan"
     assert first.user == "offsec.lan/OFFSEC-COMPANY/Administrators/admmig"
     assert first.message.startswith(
         "[6] MSExchange Management: Exchange cmdlet failed: Install-TransportAgent")
+    enable = records[2]
+    assert enable.attributes["parameters"] == [{"name": "Identity", "value": "hack"}]
 
 
 def test_scriptblocks_reassembled_on_a_real_log() -> None:
@@ -245,7 +271,8 @@ def _part(number: int, block: str, part: int, total: int, text: str) -> tuple[in
 
 def _run(monkeypatch: pytest.MonkeyPatch, events: list[tuple[int, dict[str, Any]]],
          ) -> tuple[list[Record], ParseContext]:
-    def fake(fh: Any, ctx: ParseContext) -> Iterator[tuple[int, dict[str, Any], str | None, int | None]]:
+    def fake(fh: Any, ctx: ParseContext, **_: Any,
+             ) -> Iterator[tuple[int, dict[str, Any], str | None, int | None]]:
         for number, decoded in events:
             yield number, decoded, "1601-01-01T00:00:00Z UTC", None
     monkeypatch.setattr(evtx_parser, "iter_events", fake)
@@ -290,15 +317,47 @@ def test_zero_filetime_is_no_time(monkeypatch: pytest.MonkeyPatch) -> None:
     assert records[0].attributes["event_id"] == 4100
 
 
+def _exchange_event(number: int, event_id: int, cmdlet: str, parameters: str) -> tuple[int, dict[str, Any]]:
+    """An MSExchange Management event as the evtx package renders it: 27 unnamed Data strings."""
+    slots = [cmdlet, parameters, "corp/Users/admin", "S-1-5-21-9", "S-1-5-21-9",
+             "Remote-ManagementShell-Unknown", "1 w3wp", "", "5", "00:00:00.1"] + [""] * 17
+    return _event(number, event_id, {"Data": {"#text": slots}, "Binary": None},
+                  channel="MSExchange Management")
+
+
 def test_exchange_set_mailbox_event_is_tagged(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = {"Data": {"#text": [
-        "Set-Mailbox", '-Identity "bob" -AuditEnabled "False"', "corp/Users/admin", "S-1-5-21-9", "S-1-5-9",
-        "Remote-ManagementShell-Unknown", "1 w3wp", "", "5", "00:00:00.1"]}}
-    records, _ = _run(monkeypatch, [_event(3, 1, data, channel="MSExchange Management")])
+    event = _exchange_event(3, 1, "Set-Mailbox", '-Identity "bob" -AuditEnabled "False"')
+    records, _ = _run(monkeypatch, [event])
     record = default_engine().tag(records[0])
-    assert record.attributes["parameters_parsed"] == {"Identity": "bob", "AuditEnabled": "False"}
+    assert record.attributes["parameters"] == [{"name": "Identity", "value": "bob"},
+                                               {"name": "AuditEnabled", "value": "False"}]
+    assert record.attributes["mailbox_audit_disabled"] is True
     assert record.attributes["status"] == "succeeded"
     assert "exchange_mailbox_audit_disabled" in record.tags and record.user == "corp/Users/admin"
+    assert "Binary" not in record.attributes
+
+
+@pytest.mark.parametrize(("event_id", "status"), [(1, "succeeded"), (2, "succeeded"), (3, "succeeded"),
+                                                  (4, "stopped"), (5, "cancelled"), (6, "failed")])
+def test_exchange_event_ids(monkeypatch: pytest.MonkeyPatch, event_id: int, status: str) -> None:
+    records, _ = _run(monkeypatch, [_exchange_event(1, event_id, "Remove-MailboxExportRequest",
+                                                    '-Identity "ceo\\MailboxExport" -Confirm "False"')])
+    record = default_engine().tag(records[0])
+    assert record.attributes["status"] == status
+    assert record.message == (f"[{event_id}] MSExchange Management: Exchange cmdlet {status}: "
+                              'Remove-MailboxExportRequest -Identity "ceo\\MailboxExport" -Confirm "False"')
+    assert "exchange_export_request_removed" in record.tags
+
+
+def test_exchange_2010_parameter_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exchange 2010 logged ``{Name=value, ...}``: parsed, and rebuilt as a command the rules read."""
+    event = _exchange_event(1, 1, "Set-Mailbox", "{Identity=bob, AuditEnabled=False}")
+    records, _ = _run(monkeypatch, [event])
+    record = default_engine().tag(records[0])
+    assert record.attributes["parameters"] == [{"name": "Identity", "value": "bob"},
+                                               {"name": "AuditEnabled", "value": "False"}]
+    assert record.attributes["command"] == 'Set-Mailbox -Identity "bob" -AuditEnabled "False"'
+    assert "exchange_mailbox_audit_disabled" in record.tags
 
 
 def test_iteration_errors_do_not_loop_forever(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -328,8 +387,17 @@ def test_payload_and_parameter_parsing() -> None:
                'ParameterBinding(Search-Mailbox): name="DeleteContent"; value="True"\r\n')
     assert parse_invocations(payload) == [
         {"cmdlet": "Search-Mailbox", "parameters": [["Identity", "bob"], ["DeleteContent", "True"]]}]
-    assert exchange_parameters('-Identity "a ""b""" -Force -SetSCL "-1"') == {
-        "Identity": 'a "b"', "Force": "", "SetSCL": "-1"}
+    # Exchange quotes every value (switches too), escapes nothing, and writes lists, hashtables, nulls.
+    assert parse_logged_parameters(
+        '-Identity "ceo" -SearchQuery "Subject:"wire transfer"" -DeleteContent "True" -SetSCL "-1" '
+        '-SubjectContainsWords ("invoice","wire") -EmailAddresses @{Add="a@x";Remove="b@x"} '
+        "-Notify $null") == [
+        ("Identity", "ceo"), ("SearchQuery", 'Subject:"wire transfer"'), ("DeleteContent", "True"),
+        ("SetSCL", "-1"), ("SubjectContainsWords", '("invoice","wire")'),
+        ("EmailAddresses", '@{Add="a@x";Remove="b@x"}'), ("Notify", "")]
+    assert parse_logged_parameters("{MailboxServer=SCEX02, Identity=DAG1}") == [
+        ("MailboxServer", "SCEX02"), ("Identity", "DAG1")]
+    assert parse_logged_parameters("") == []
 
 
 def test_export_then_removed_correlation() -> None:
@@ -380,3 +448,23 @@ def test_scriptblock_invocation_events(monkeypatch: pytest.MonkeyPatch) -> None:
     assert records[0].data_type == "windows:evtx:powershell:scriptblock_invocation"
     assert records[0].message == "[4105] Microsoft-Windows-PowerShell/Operational: Started invocation of " \
                                  "script block abc"
+
+
+def test_records_built_without_the_dataclass_constructor_are_the_same_records() -> None:
+    """The parser fills Record's instance dictionary directly (speed); the result must be what the
+    constructor makes, and must still behave as a frozen dataclass."""
+    import dataclasses
+
+    from parsers.evtx import _DIRECT, _new_record
+
+    provenance = Provenance(bundle_path="files/a.evtx", source_path="/a.evtx", sha256="00", offset=4608)
+    args = ("windows:evtx:record", "[1] System: x", provenance, "evtx", 3, {"Event Time": 1},
+            {"event_id": 1}, "WS1", "S-1-5-18", True, False)
+    made = _new_record(*args)
+    names = ("data_type", "message", "provenance", "parser", "order", "timestamps", "attributes", "host",
+             "user", "recovered", "corrupted")
+    assert _DIRECT and made == Record(**dict(zip(names, args, strict=True)))
+    assert made.time_bounds == {} and made.tags == ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.order = 4  # type: ignore[misc]
+    assert dataclasses.replace(made, order=4).order == 4 and made.with_tags(["x"]).tags == ("x",)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 from parsers.base import ParseContext
 from parsers.evtx import CHUNK_SIZE, FILE_HEADER_SIZE, EvtxParser
@@ -93,3 +94,114 @@ def _chunk_events(handle, offsets, ctx):  # type: ignore[no-untyped-def]
     for offset in offsets:
         handle.seek(offset)
         yield from chunk_events(handle.read(CHUNK_SIZE), offset, ctx)
+
+
+# -- deleted and carved logs in a bundle ------------------------------------------------------------
+SYSMON = "evtx/evtx-attack-samples/Sysmon_UACME_64.evtx"
+
+
+def _record_offsets(data: bytes) -> dict[int, int]:
+    """Record number -> byte offset of every record python-evtx's chunk walk finds in ``data``."""
+    from Evtx.Evtx import ChunkHeader
+
+    offsets: dict[int, int] = {}
+    for offset in range(FILE_HEADER_SIZE, len(data) - CHUNK_SIZE + 1, CHUNK_SIZE):
+        if data[offset:offset + 8] == b"ElfChnk\x00":
+            offsets.update((r.record_num(), r.offset()) for r in ChunkHeader(data, offset).records())
+    return offsets
+
+
+def _manifest_line(bundle_path: str, source_path: str, artifact: str, parsers: list[str],
+                   data: bytes, **extra: object) -> dict[str, object]:
+    """A manifest line as the collector writes one for a recovered (deleted or carved) file."""
+    import hashlib
+
+    return {"artifact": artifact, "category": "eventlog", "pattern": source_path, "filesystem": "p2",
+            "source_path": source_path, "provenance": "image:windows.raw|p2|NTFS", "bundle_path": bundle_path,
+            "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "md5": None, "inode": 77,
+            "deleted": True, "kind": "file", "link_target": None, "user": None, "home": None,
+            "parsers": parsers, "outcome": "recovered", "reason": "deleted entry", **extra}
+
+
+def test_deleted_and_carved_logs_in_a_bundle(tmp_path: Path) -> None:
+    """``inboxtrail parse`` on a bundle holding a deleted Sysmon log whose clusters were partly reused
+    and a run of two real chunks carved from unallocated space: every readable record comes back
+    flagged ``recovered`` with the byte offset of its bytes (in the file, or in the volume)."""
+    import json
+
+    from parsers.engine import parse_bundle
+
+    original = corpus_path(SYSMON).read_bytes()
+    deleted = bytearray(original)
+    reused = FILE_HEADER_SIZE + 3 * CHUNK_SIZE  # records 143-191: the whole chunk overwritten
+    deleted[reused:reused + CHUNK_SIZE] = _noise(CHUNK_SIZE, 5)
+    damaged = FILE_HEADER_SIZE + 5 * CHUNK_SIZE  # records 241-288: the second half overwritten
+    deleted[damaged + CHUNK_SIZE // 2:damaged + CHUNK_SIZE] = b"\x00" * (CHUNK_SIZE // 2)
+    security = corpus_path("evtx/evtx-attack-samples/CA_chrome_firefox_opera_4663.evtx").read_bytes()
+    powersploit = corpus_path("evtx/deepbluecli/powersploit-security.evtx").read_bytes()
+    run = security[FILE_HEADER_SIZE:FILE_HEADER_SIZE + CHUNK_SIZE] + \
+        powersploit[FILE_HEADER_SIZE:FILE_HEADER_SIZE + CHUNK_SIZE]
+    carved_offset = 14_336 * 512
+
+    bundle = tmp_path / "bundle"
+    deleted_path = "files/p2/Windows/System32/winevt/Logs/Sysmon.evtx.deleted-inode77"
+    run_path = f"files/p2/$Unallocated/carved_evtx_chunks-{carved_offset:013d}"
+    for relative, data in ((deleted_path, bytes(deleted)), (run_path, run)):
+        (bundle / relative).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / relative).write_bytes(data)
+    logs = "/Windows/System32/winevt/Logs"
+    lines = [
+        _manifest_line(deleted_path, f"{logs}/Microsoft-Windows-Sysmon%4Operational.evtx",
+                       "WindowsEventLogSysmon", ["evtx"], bytes(deleted)),
+        _manifest_line(run_path, f"/$Unallocated/carved_evtx_chunks-{carved_offset:013d}",
+                       "carved_evtx_chunks", ["evtx_carve"], run, carved_offset=carved_offset, inode=None)]
+    (bundle / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    out = tmp_path / "out"
+    parse_bundle(bundle, out)
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    warnings = [json.loads(line) for line in (out / "parse_warnings.jsonl").read_text().splitlines()]
+
+    sysmon = [r for r in records
+              if r["provenance"]["bundle_path"] == deleted_path and r["parser"] != "filestat"]
+    numbers = [r["attributes"]["record_number"] for r in sysmon]
+    expected = _record_offsets(original)
+    assert all(r["recovered"] and r["parser"] == "evtx_carve" for r in sysmon)
+    assert not set(range(143, 192)) & set(numbers)  # the reused chunk is gone, and nothing is invented
+    assert set(range(1, 143)) | set(range(192, 241)) | set(range(289, 531)) <= set(numbers)
+    assert 0 < len(set(range(241, 289)) & set(numbers)) < 48  # the first half of the damaged chunk
+    assert all(r["provenance"]["offset"] == expected[r["attributes"]["record_number"]] for r in sysmon)
+    sysmon_warnings = [w for w in warnings if w["bundle_path"] == deleted_path]
+    assert (damaged, "evtx carve: chunk data checksum mismatch (overwritten or partial chunk); "
+            "reading what parses") in [(w["offset"], w["message"]) for w in sysmon_warnings]
+
+    carved = [r for r in records if r["provenance"]["bundle_path"] == run_path and r["parser"] != "filestat"]
+    in_run = {n: o - FILE_HEADER_SIZE for n, o in _record_offsets(security).items()}
+    assert [r["attributes"]["record_number"] for r in carved] == [1, 2, 3, 4, 5, *range(1, 28)]
+    assert all(r["recovered"] and r["parser"] == "evtx_carve" for r in carved)
+    first = carved[0]  # the Security 1102 of the first chunk, at its place in the volume
+    assert first["provenance"]["offset"] == carved_offset + in_run[1] == carved_offset + 0x200
+    assert first["data_type"] == "windows:evtx:security:log_cleared"
+    assert {"windows_security_log_cleared", "T1070.001"} <= set(first["tags"])
+    second_chunk = [r["provenance"]["offset"] for r in carved[5:]]
+    assert all(carved_offset + CHUNK_SIZE < o < carved_offset + 2 * CHUNK_SIZE for o in second_chunk)
+
+
+def test_carve_parser_is_registered_for_carved_chunk_runs() -> None:
+    from parsers.base import REGISTRY
+
+    assert REGISTRY["evtx_carve"] is EvtxCarveParser
+    assert "carved_evtx_chunks" in EvtxCarveParser.ARTIFACTS
+
+
+def test_header_cut_short_falls_back_to_carving() -> None:
+    """A live log whose header sector survives but whose chunks no longer sit at 4096: the library
+    reads nothing (without an error); carving finds the chunk and reads every record."""
+    log = corpus_path("evtx/deepbluecli/powersploit-security.evtx").read_bytes()
+    data = log[:512] + log[FILE_HEADER_SIZE:FILE_HEADER_SIZE + CHUNK_SIZE]
+    ctx = _ctx()
+    records = list(EvtxParser().parse(io.BytesIO(data), ctx))
+    assert len(records) == 27 and not any(r.recovered for r in records)
+    assert records[0].provenance.offset == 512 + 0x200
+    assert [w["message"] for w in ctx.warnings] == [
+        "evtx: the library read no record from this file; carving ElfChnk chunks instead"]

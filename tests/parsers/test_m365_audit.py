@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import shutil
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from parsers.m365_audit import M365AuditParser, iter_json_objects, parse_ual_tim
 from parsers.record import Provenance
 from parsers.rules import default_engine
 from tests.conftest import corpus_path
+from tests.fuzz.streams import lazy_reader
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 M365 = FIXTURES / "m365"
@@ -217,3 +219,79 @@ def test_run_on_a_folder_of_mixed_exports_gives_one_timeline(tmp_path: Path) -> 
     assert "notAPrefetch.pf" in warnings and "not a prefetch file" in warnings
     l2t = (out / "timeline.l2t.csv").read_text(encoding="utf-8")
     assert "M365 Unified Audit Log" in l2t and "WinPrefetch" in l2t and "Exchange Message Tracking Log" in l2t
+
+
+# -- bounded memory: a huge single line or element is cut, its readable fields kept ------------------
+_CSV_HEAD = (b'CreationDate,UserIds,Operations,AuditData\n2023-09-19T08:00:00,a@b.c,HardDelete,'
+             b'"{""CreationTime"":""2023-09-19T08:15:41"",""Operation"":""HardDelete"",""Workload"":""Exchange"",""UserId"":'
+             b'""a@b.c"",""AffectedItems"":[{""Subject"":""')
+_CSV_TAIL = (b'""}]}"\n2023-09-19T08:01:00,b@b.c,SoftDelete,"{""CreationTime"":""2023-09-19T08:16:00"",'
+             b'""Operation"":""SoftDelete"",""Workload"":""Exchange""}"\n')
+_JSON_HEAD = (b'[{"CreationTime":"2023-09-19T08:15:41","Operation":"HardDelete","Workload":"Exchange",'
+              b'"UserId":"a@b.c","AffectedItems":[{"Subject":"')
+_JSON_TAIL = (b'"}]},\n{"CreationTime":"2023-09-19T08:16:00","Operation":"SoftDelete",'
+              b'"Workload":"Exchange"}]\n')
+HUGE = 64 << 20
+
+
+def _traced(handle) -> tuple[list, ParseContext, int]:
+    ctx = _ctx("ual")
+    tracemalloc.start()
+    try:
+        records = list(M365AuditParser().parse(handle, ctx))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return records, ctx, peak
+
+
+@pytest.mark.parametrize(("head", "tail"), [(_CSV_HEAD, _CSV_TAIL), (_JSON_HEAD, _JSON_TAIL)],
+                         ids=["csv", "json"])
+def test_a_64_mb_single_line_is_cut_in_flat_memory(head: bytes, tail: bytes) -> None:
+    """The same bound holds at 1 GB (``bench/fuzz.py --full-size``): nothing grows with the line."""
+    records, ctx, peak = _traced(lazy_reader(head, HUGE, tail, fill=b"x"))
+    assert peak < 16 << 20, f"heap peak {peak >> 20} MiB"
+    cut, after = records
+    assert cut.corrupted and cut.attributes["cut"] is True
+    assert (cut.attributes["operation"], cut.attributes["user_id"]) == ("HardDelete", "a@b.c")
+    assert cut.timestamps == {"Creation Time": 1695111341000000}
+    assert cut.data_type == "m365:ual:exchange"
+    assert not after.corrupted and after.attributes["operation"] == "SoftDelete"
+    assert after.provenance.offset == len(head) + HUGE + tail.index(b"\n") + 1
+    (warning,) = ctx.warnings
+    assert warning["path"] == "ual" and warning["offset"] == cut.provenance.offset
+    assert warning["offset"] == (head.index(b"\n") + 1 if head is _CSV_HEAD else 1)
+    # (the CSV line counts its newline; the JSON element ends before ",\n")
+    length = after.provenance.offset - warning["offset"] - (2 if head is _JSON_HEAD else 0)
+    assert warning["message"].startswith(("CSV line of", "JSON element of"))
+    assert f" of {length} characters cut to its first {m365_audit.MAX_OBJECT_CHARS}" in warning["message"]
+
+
+def test_json_lines_with_a_huge_string_and_a_garbage_run() -> None:
+    """A top-level string of 8 MB is skipped as one element; 8 MB of garbage is one warning."""
+    good = b'{"CreationTime":"2023-09-19T08:16:00","Operation":"SoftDelete","Workload":"Exchange"}\n'
+    data = good + b'"' + b"y" * (8 << 20) + b'"\n' + good + b"z" * (8 << 20) + b"\n" + good
+    records, ctx, peak = _traced(io.BytesIO(data))
+    assert [r.attributes["operation"] for r in records] == ["SoftDelete"] * 3
+    assert [w["offset"] for w in ctx.warnings] == [len(good), data.index(b"zzz")]
+    assert "cut to its first" in ctx.warnings[0]["message"] and "broken JSON" in ctx.warnings[1]["message"]
+    assert peak < len(data) + (16 << 20)  # the BytesIO itself holds the input
+
+
+def test_csv_quote_never_closed_is_stopped_and_reading_goes_on() -> None:
+    head = b'CreationDate,UserIds,Operations,AuditData\n2023-09-19T08:00:00,a@b.c,HardDelete,"{oops\n'
+    filler = b"line without a closing quote\n" * ((2 << 20) // 29)
+    row = (b'2023-09-19T08:01:00,b@b.c,SoftDelete,"{""CreationTime"":""2023-09-19T08:16:00"",'
+           b'""Operation"":""SoftDelete"",""Workload"":""Exchange""}"\n')
+    records, ctx, _ = _traced(io.BytesIO(head + filler + row))
+    assert records[-1].attributes["operation"] == "SoftDelete" and not records[-1].corrupted
+    assert ctx.warnings[0]["offset"] == head.index(b"\n") + 1
+    assert "unclosed quote" in ctx.warnings[0]["message"] and len(ctx.warnings) == 1  # no flood
+
+
+def test_salvage_reads_the_scalars_of_a_cut_object() -> None:
+    prefix = '{"CreationTime": "2023-09-19T08:15:41", "Operation":"Hard\\"Delete", "RecordType": 2, ' \
+             '"ResultStatus": true, "AffectedItems": [{"Subject": "s'
+    assert m365_audit.salvage_scalars(prefix) == {"CreationTime": "2023-09-19T08:15:41",
+                                                  "Operation": 'Hard"Delete', "RecordType": 2,
+                                                  "ResultStatus": True}

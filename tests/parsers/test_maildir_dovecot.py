@@ -147,3 +147,106 @@ def test_notmuch_broken_corpus_does_not_crash():
         with path.open("rb") as handle:
             records = list(MaildirParser().parse(handle, ctx))
         assert len(records) <= 1
+
+
+# -- folder mtimes (dir lines of the manifest) -----------------------------------------------------
+def _dir_bundle(tmp_path: Path, lines: list[dict]) -> Path:
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return bundle
+
+
+def _line(path: str, kind: str = "file", **fields: object) -> dict:
+    return {"artifact": "MaildirMessages", "filesystem": "p1", "kind": kind, "source_path": path,
+            "deleted": False, "outcome": "empty" if kind == "dir" else "collected",
+            "parsers": ["maildir"], **fields}
+
+
+def _dir_records(bundle: Path, line: dict) -> tuple[list[Record], ParseContext]:
+    ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path=line["source_path"],
+                                             sha256=None, filesystem="p1"), user="alice", entry=line)
+    return [default_engine().tag(r) for r in MaildirParser().parse_directory(bundle, ctx)], ctx
+
+
+def _t(seconds: int) -> str:
+    return iso_utc(seconds * 1_000_000)
+
+
+def test_folder_mtime_within_two_seconds_of_the_newest_file_is_the_same_change(tmp_path):
+    cur = _line("/home/a/Maildir/cur", "dir", mtime=_t(1_700_000_002))
+    bundle = _dir_bundle(tmp_path, [
+        cur,
+        _line("/home/a/Maildir/cur/1.M1.h:2,S", mtime=_t(1_699_000_000), ctime=_t(1_700_000_000)),
+        # a deleted entry is not "still present": it neither counts nor sets the newest time
+        _line("/home/a/Maildir/cur/2.M2.h:2,ST", deleted=True, outcome="recovered",
+              mtime=_t(1_700_009_000), ctime=_t(1_700_009_000)),
+        _line("/home/a/Maildir/cur/3.M3.h:2,", outcome="missing")])
+    records, ctx = _dir_records(bundle, cur)
+    assert len(records) == 1 and ctx.warnings == []
+    record = records[0]
+    assert record.attributes["removed_after_newest"] is False and record.tags == ()
+    assert record.attributes["message_files"] == 1 and record.attributes["deleted_entries"] == 1
+    assert record.attributes["newest_file_time"] == _t(1_700_000_000)
+    assert record.timestamps == {"Content Modification Time": 1_700_000_002 * 1_000_000}
+    # three seconds later: a removal
+    later = {**cur, "mtime": _t(1_700_000_003)}
+    records, _ = _dir_records(bundle, later)
+    assert records[0].attributes["removed_after_newest"] is True
+    assert records[0].tags == ("T1070.008", "maildir_folder_message_removed")
+
+
+def test_empty_cur_takes_the_folder_creation_when_it_has_none(tmp_path):
+    folder = _line("/home/a/Maildir/.Sent", "dir", mtime=_t(1_600_000_000), crtime=_t(1_600_000_000))
+    cur = _line("/home/a/Maildir/.Sent/cur", "dir", mtime=_t(1_650_000_000))
+    records, ctx = _dir_records(_dir_bundle(tmp_path, [folder, cur]), cur)
+    assert ctx.warnings == []
+    assert records[0].attributes == {
+        "folder": ".Sent", "folder_path": "/home/a/Maildir/.Sent", "subdir": "cur",
+        "path": "/home/a/Maildir/.Sent/cur", "message_files": 0, "created": _t(1_600_000_000),
+        "removed_after_newest": True, "evidence": "folder_emptied",
+        "rule_hits": ["maildir_folder_message_removed (T1070.008, medium): Maildir cur/ changed after its "
+                      "newest message (a message was expunged, deleted or moved out then)"],
+        "severity": "medium"}
+
+
+def test_folder_directories_other_than_cur_and_new_give_no_record(tmp_path):
+    lines = [_line("/home/a/Maildir", "dir", mtime=_t(1)), _line("/home/a/Maildir/tmp", "dir", mtime=_t(1))]
+    bundle = _dir_bundle(tmp_path, lines)
+    for line in lines:
+        records, ctx = _dir_records(bundle, line)
+        assert records == [] and ctx.warnings == []
+
+
+def test_bad_folder_lines_warn_and_never_crash(tmp_path):
+    bundle = _dir_bundle(tmp_path, [_line("/m/cur", "dir", mtime="not a time"), "not an object",
+                                    {"kind": "file"}, _line("/m/cur/x", mtime=3, ctime="garbage")])
+    (bundle / "manifest.jsonl").write_text((bundle / "manifest.jsonl").read_text() + "{broken\n")
+    records, ctx = _dir_records(bundle, _line("/m/cur", "dir", mtime="not a time"))
+    assert records == []
+    assert ctx.warnings[0]["message"] == ("Maildir directory without a readable modification time: "
+                                          "no folder record")
+    records, ctx = _dir_records(bundle, _line("/m/cur", "dir", mtime=_t(5)))
+    assert [r.attributes["message_files"] for r in records] == [1]
+    assert "removed_after_newest" not in records[0].attributes  # the file has no usable time
+    records, ctx = _dir_records(tmp_path / "nowhere", _line("/m/cur", "dir", mtime=_t(5)))
+    assert records == [] and "no bundle manifest" in ctx.warnings[0]["message"]
+
+
+def test_engine_gives_dir_lines_only_to_parsers_that_read_directories(tmp_path):
+    from collections import Counter
+
+    from parsers.engine import records_of_entry
+
+    bundle = _dir_bundle(tmp_path, [])
+    for parsers in (["maildir"], ["dovecot_uidlist", "no_such_parser"], []):
+        line = {**_line("/home/a/Maildir/cur", "dir", mtime=_t(7), inode=12, size=0, reason="r"),
+                "parsers": parsers}
+        ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path=line["source_path"],
+                                                 sha256=None, filesystem="p1"), entry=line)
+        stats: Counter = Counter()
+        records = list(records_of_entry(bundle, line, ctx, stats))
+        expected = ["fs:stat", "mail:maildir:folder"] if parsers == ["maildir"] else ["fs:stat"]
+        assert [r.data_type for r in records] == expected
+        assert records[0].attributes["kind"] == "dir" and records[0].tags == ()
+        assert ctx.warnings == []

@@ -6,17 +6,22 @@ import email.utils
 import io
 import json
 import mailbox
+import mmap
+import subprocess
+import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from collector.timeutil import from_datetime, iso_utc, parse_iso
-from parsers.base import ParseContext
+from parsers.base import MAX_WARNINGS, ParseContext
 from parsers.mbox import (
     ENVELOPE_DESC,
     RECEIVED_DESC,
     REWRITE_DESC,
     MboxParser,
+    _find,
     _parse_envelope_date_slow,
     parse_envelope_date,
     parse_rfc2822_date,
@@ -275,3 +280,89 @@ def test_a_stream_without_a_file_descriptor_is_spooled_not_read_into_memory():
     ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path="/x", sha256=None))
     records = list(MboxParser().parse(Stream(data), ctx))
     assert [r.attributes["subject"] for r in records] == [f"Report {n}" for n in range(1, 5)]
+
+
+# -- long scans of a mapped file -------------------------------------------------------------------
+def test_windowed_find_matches_find_across_window_boundaries(tmp_path):
+    """Every needle straddling a window boundary, at every shift, is found where ``find`` finds it."""
+    page = mmap.PAGESIZE
+    for needle in (b"\nFrom ", b"\n", b"\0" * 16):
+        for shift in range(-len(needle), 2):
+            data = bytearray(b"x" * (5 * page))
+            at = 3 * page + shift
+            data[at:at + len(needle)] = needle
+            path = tmp_path / "f"
+            path.write_bytes(bytes(data))
+            with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                for start in (0, 1, page - 1, 3 * page - 7):
+                    for end in (len(data), at + len(needle), at + len(needle) - 1):
+                        assert _find(buf, needle, start, end, window=page) == buf.find(needle, start, end)
+
+
+_PEAK_RSS = """
+import resource, sys
+sys.path.insert(0, sys.argv[2])
+from parsers.base import ParseContext
+from parsers.mbox import MboxParser
+from parsers.record import Provenance
+ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path="/var/mail/alice", sha256=None))
+with open(sys.argv[1], "rb") as handle:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    records = list(MboxParser().parse(handle, ctx))
+print(len(records), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_DONTNEED"),
+                    reason="releasing mapped pages (MADV_DONTNEED) is tested on Linux")
+def test_huge_sparse_message_keeps_resident_memory_flat(tmp_path):
+    """A 1 GiB message (a sparse hole) is scanned window by window: the peak RSS of the process
+    grows by far less than the file (its pages used to stay mapped, ~1 GiB)."""
+    path = tmp_path / "alice"
+    tail = b"\nFrom carol@example.org Mon Oct 12 14:41:01 2026\nSubject: after\n\nbody\n"
+    with path.open("wb") as out:
+        out.write(b"From bob@example.org Mon Oct 12 14:40:01 2026\nSubject: hi\n\nbody\n")
+        out.seek((1 << 30) - len(tail))
+        out.write(tail)
+    if path.stat().st_blocks * 512 > 64 << 20:
+        pytest.skip("the temporary file system does not keep sparse files sparse")
+    root = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(path), root], capture_output=True,
+                          text=True, check=True)
+    records, grown_mib = map(int, done.stdout.split())
+    assert records == 2
+    assert grown_mib < 256, f"peak RSS grew by {grown_mib} MiB for a 1 GiB file"
+
+
+# -- one warning per message: the first MAX_WARNINGS are kept, the rest counted ---------------------
+def test_a_warning_per_message_keeps_the_first_thousand_and_counts_the_rest():
+    messages = [b"From nobody\nSubject: %d\n\nbody\n" % n for n in range(MAX_WARNINGS + 1500)]
+    records, ctx = _parse(b"".join(messages))
+    offsets = [sum(map(len, messages[:n])) for n in range(len(messages))]
+    assert len(records) == len(messages)
+    warnings = ctx.warnings
+    assert len(warnings) == MAX_WARNINGS + 1
+    assert [w["offset"] for w in warnings[:-1]] == offsets[:MAX_WARNINGS]
+    assert {w["message"] for w in warnings[:-1]} == {"From_ line without a readable date"}
+    assert warnings[-1] == {
+        "path": "/home/alice/mbox", "bundle_path": None, "offset": offsets[MAX_WARNINGS],
+        "message": f"1500 more warnings like these were not kept (only the first {MAX_WARNINGS} of a "
+                   f"file are); the last one at offset {offsets[-1]}: From_ line without a readable date"}
+    assert ctx.warnings == warnings  # reading them again gives the same list, one summary
+
+
+def test_warnings_past_the_limit_do_not_grow_the_heap():
+    ctx = ParseContext(provenance=Provenance(bundle_path="files/x", source_path="/x", sha256=None))
+    for n in range(MAX_WARNINGS):
+        ctx.warn(f"line {n} unreadable", n)
+    tracemalloc.start()
+    try:
+        for n in range(MAX_WARNINGS, 200_000):
+            ctx.warn(f"line {n} unreadable", n)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 10, f"heap peak {peak} bytes for 199,000 warnings not kept"
+    assert len(ctx.warnings) == MAX_WARNINGS + 1
+    assert ctx.warnings[-1]["message"].startswith("199000 more warnings like these were not kept")
+    assert ctx.warnings[-1]["message"].endswith("the last one at offset 199999: line 199999 unreadable")

@@ -10,8 +10,9 @@ from parsers.rules import default_engine
 HOME = "/home/bob"
 
 
-def _hits(command: str, data_type: str = "shell:bash:command", cwd: str | None = None) -> set[str]:
-    attributes: dict[str, object] = {"command": command, "home": HOME}
+def _hits(command: str, data_type: str = "shell:bash:command", cwd: str | None = None,
+          **extra: object) -> set[str]:
+    attributes: dict[str, object] = {"command": command, "home": HOME, **extra}
     if cwd:
         attributes["cwd"] = cwd
     record = Record(data_type=data_type, message=command, parser="test", order=0,
@@ -120,9 +121,24 @@ def test_rule_does_not_fire_on_look_alike(rule: str, command: str):
     assert rule not in _hits(command)
 
 
+#: Rules that match what parsers/targets.py learnt about the command's target, not its text.
+STATE_RULES = {
+    "shell_mail_reader_spool_gone": ("spool_state", ["missing", "empty", "deleted"], ["present", None]),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(STATE_RULES))
+def test_state_rule_fires_on_its_states_only(rule: str):
+    field, positives, negatives = STATE_RULES[rule]
+    for state in positives:
+        assert rule in _hits("mail", **{field: state}), state
+    for state in negatives:
+        assert rule not in _hits("mail", **({field: state} if state else {})), state
+
+
 def test_every_shell_rule_has_a_positive_and_a_negative():
     ids = {r.id for r in default_engine().rules if r.id.startswith("shell_")}
-    assert ids == set(POSITIVES)
+    assert ids == set(POSITIVES) | set(STATE_RULES)
     assert set(POSITIVES) == set(NEGATIVES)
 
 

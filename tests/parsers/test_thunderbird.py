@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 from parsers.base import ParseContext
 from parsers.mbox import ENVELOPE_DESC
+from parsers.mork import MAX_VALUE_CHARS
 from parsers.record import Provenance, Record
 from parsers.rules import default_engine
 from parsers.thunderbird import ThunderbirdParser, thunderbird_folder
@@ -103,3 +105,36 @@ def test_msf_that_is_not_mork_warns(tmp_path):
     with junk.open("rb") as handle:
         assert list(ThunderbirdParser().parse(handle, ctx)) == []
     assert ctx.warnings[0]["message"] == "not a Mork summary (no <mdb:mork> header)"
+
+
+def test_large_msf_is_streamed_in_a_bounded_heap(tmp_path):
+    """A 40 MB summary (the fixture, 40 MB of aborted transaction groups and a 1 MB value) gives the
+    fixture's records and a warning for the cut value, with a heap peak far below the file size:
+    the summary is streamed, never read whole."""
+    folder = FIXTURES / "Mail/Local Folders"
+    (tmp_path / "Inbox").write_bytes((folder / "Inbox").read_bytes())
+    fixture = (folder / "Inbox.msf").read_bytes()
+    group = b"@$${FF{@\n" + b"[1(^81=overwritten)(^83=x@example.org)(^88=1)]\n" * 1000 + b"@$$}~~}@\n"
+    long_value = b"<(FFF=" + b"v" * (1 << 20) + b")>\n"
+    msf = tmp_path / "Inbox.msf"
+    with msf.open("wb") as out:
+        out.write(fixture)
+        out.write(long_value)
+        for _ in range((40 << 20) // len(group)):
+            out.write(group)
+    assert msf.stat().st_size > 40 << 20
+    source = f"{PROFILE}/Mail/Local Folders/Inbox.msf"
+    ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path=source, sha256=None),
+                       user="alice", entry={"mtime": "2026-11-01T00:00:00+00:00"})
+    tracemalloc.start()
+    try:
+        with msf.open("rb") as handle:
+            records = list(ThunderbirdParser().parse(handle, ctx))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    expected, _ = _parse("Mail/Local Folders/Inbox.msf")
+    assert [default_engine().tag(r).to_json() for r in records] == [r.to_json() for r in expected]
+    assert ctx.warnings == [{"path": source, "bundle_path": None, "offset": len(fixture) + 1,
+                             "message": f"1 Mork value(s) over {MAX_VALUE_CHARS} characters kept cut"}]
+    assert peak < 4 << 20, f"heap peak {peak} bytes for a {msf.stat().st_size} byte summary"
