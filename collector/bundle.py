@@ -364,8 +364,11 @@ class BundleWriter:
         self._seen: set[tuple[str, str, int | None, bool]] = set()
 
     # -- adding entries ---------------------------------------------------------------------------
-    def add_file(self, entry: SourceFile, ctx: CollectContext) -> dict[str, Any] | None:
+    def add_file(self, entry: SourceFile, ctx: CollectContext,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Copy ``entry`` into the bundle (if it has content) and write its manifest line.
+
+        ``extra`` adds fields to the line (a carved run's ``carved_offset`` and reason).
 
         Returns the manifest line, or None when the same entry was already collected through
         another pattern.
@@ -375,6 +378,7 @@ class BundleWriter:
             return None
         self._seen.add(key)
         line = self._base_line(entry, ctx)
+        line.update(extra or {})
         if entry.kind == "symlink":
             line.update(outcome="empty", reason=f"symbolic link to {entry.link_target!r}, not followed")
         elif entry.kind == "dir" and entry.deleted:

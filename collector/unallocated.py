@@ -379,7 +379,7 @@ class _VolumeRange(io.RawIOBase):
 
 
 def _add_carved(writer: BundleWriter, fs: FileSystemView, item: Carved,
-                read: Callable[[int, int], bytes]) -> dict[str, Any]:
+                read: Callable[[int, int], bytes]) -> None:
     """Copy one carved run into the bundle (hashed) with its manifest line."""
     location = f"/$Unallocated/{item.kind}-{item.start:013d}"
     entry = SourceFile(
@@ -388,15 +388,10 @@ def _add_carved(writer: BundleWriter, fs: FileSystemView, item: Carved,
         opener=lambda: io.BufferedReader(_VolumeRange(read, item.start, item.end), CHUNK))
     ctx = CollectContext(artifact=item.kind, category="carved", pattern="(unallocated blocks)",
                          parsers=CARVE_PARSERS[item.kind], filesystem=fs.label)
-    # The writer's own steps (hash while copying, sanitised destination, one manifest line), with
-    # the carve offset added to the line before it is written.
-    line = writer._base_line(entry, ctx)
-    line["carved_offset"] = item.start
-    line["reason"] = (f"carved from unallocated blocks of {fs.label} at byte {item.start} "
-                      f"({item.end - item.start} bytes)")
-    writer._copy(entry, ctx, line)
-    writer._write(line)
-    return line
+    writer.add_file(entry, ctx, extra={
+        "carved_offset": item.start,
+        "reason": f"carved from unallocated blocks of {fs.label} at byte {item.start} "
+                  f"({item.end - item.start} bytes)"})
 
 
 def carve_filesystem(fs: FileSystemView, writer: BundleWriter, specs: Sequence[ArtifactSpec],
