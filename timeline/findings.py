@@ -51,6 +51,9 @@ class Story:
 #: Record types that are one message each (what the chart's "mail received" counts).
 _MESSAGE_TYPES = (":message", ":item", ":emlx")
 
+#: The technique the verdict is about (ATT&CK "Indicator Removal: Clear Mailbox Data").
+MAIL_CLEARING = "T1070.008"
+
 def _first_time(record: dict[str, Any]) -> int:
     """The moment a record stands for in a story: a deletion or last write where it has one."""
     timestamps = record.get("timestamps") or {}
@@ -146,9 +149,14 @@ def build_stories(tagged: list[dict[str, Any]], recovered: dict[str, int]) -> li
 
 
 def verdict(tagged: list[dict[str, Any]]) -> str:
-    """Evidence found / indications / none found, from the severities of the rule hits."""
-    severities = {r["attributes"].get("severity") for r in tagged}
-    if severities & _STRONG:
+    """Evidence found / indications / none found, from the severities of the rule hits.
+
+    The question is mail clearing: only a high or critical hit of T1070.008 itself is evidence of
+    it. Cleared event logs or shell histories (T1070.001, T1070.003) and the like, however severe,
+    are indications: the cover-up around mail clearing, not the clearing.
+    """
+    if any(r["attributes"].get("severity") in _STRONG and MAIL_CLEARING in (r.get("tags") or ())
+           for r in tagged):
         return "evidence found"
     return "indications" if tagged else "none found"
 

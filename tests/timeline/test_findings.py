@@ -70,3 +70,16 @@ def test_export_then_removed_is_one_story(tmp_path: Path):
     assert "exchange_export_then_removed, T1070.008" in story
     assert story.index("New-MailboxExportRequest") < story.index("Remove-MailboxExportRequest")
     assert text.count("mailbox ceo: exported") == 1
+
+
+def test_verdict_is_about_mail_clearing():
+    from timeline.findings import verdict
+
+    def hit(technique: str, severity: str) -> dict:
+        return {"tags": [technique, "some_rule"], "attributes": {"severity": severity}}
+
+    assert verdict([]) == "none found"
+    # a cleared Security log or shell history is the cover-up, not mail clearing itself
+    assert verdict([hit("T1070.001", "high"), hit("T1070.003", "high")]) == "indications"
+    assert verdict([hit("T1070.008", "low"), hit("T1070.001", "high")]) == "indications"
+    assert verdict([hit("T1070.008", "high")]) == "evidence found"
