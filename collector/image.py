@@ -572,6 +572,17 @@ _VOLUME_SYSTEMS = {dfvfs_definitions.TYPE_INDICATOR_TSK_PARTITION, dfvfs_definit
                    dfvfs_definitions.TYPE_INDICATOR_LVM}
 
 
+def _forget_dfvfs_state() -> None:
+    """Empty dfvfs's process-wide key chain and file-object cache.
+
+    Both are global: a LUKS volume object opened (locked or unlocked) for an earlier source stays
+    cached under its path spec, and an unlock attempt for the next source with the same image
+    would get that object back instead of trying the credentials it was given.
+    """
+    resolver.Resolver.key_chain.Empty()
+    resolver.Resolver._resolver_context.Empty()  # dfvfs has no public reset
+
+
 def _snapshot_selection(vss: str) -> list[str]:
     if vss in ("none", "all"):
         return [vss]
@@ -598,6 +609,7 @@ class ImageSource(Source):
         self.path = os.path.abspath(path)
         self.description = self.path
         self._warnings: list[str] = []
+        _forget_dfvfs_state()
         options = volume_scanner.VolumeScannerOptions()
         options.partitions = ["all"]
         options.volumes = ["all"]
@@ -697,4 +709,4 @@ class ImageSource(Source):
         return list(self._warnings)
 
     def close(self) -> None:
-        resolver.Resolver.key_chain.Empty()
+        _forget_dfvfs_state()
