@@ -147,8 +147,8 @@ class DovecotUidlistParser(Parser):
         """Base name -> files of this folder's cur/new/tmp, or None when that cannot be known."""
         siblings: list[SiblingFile] = []
         root = bundle_root(fh, ctx.provenance.bundle_path)
-        if root is not None:
-            index = manifest_index(root)
+        index = manifest_index(root) if root is not None else None
+        if index is not None:
             if not index.artifacts & MESSAGE_ARTIFACTS:
                 ctx.warn("the bundle was collected without the Maildir message files; listed UIDs "
                          "cannot be checked against files", None)

@@ -12,11 +12,12 @@ import functools
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
+T = TypeVar("T")
 #: Thunderbird nsMsgMessageFlags bits that say a message is gone or going.
 MOZILLA_EXPUNGED = 0x0008
 MOZILLA_IMAP_DELETED = 0x00200000
@@ -220,8 +221,27 @@ class ManifestIndex:
         return list(self.folders.get((filesystem, folder), ()))
 
 
-@functools.lru_cache(maxsize=2)
-def _manifest_index(manifest: str, _mtime_ns: int, _size: int) -> ManifestIndex:
+@functools.lru_cache(maxsize=8)  # each kind of index for the last two bundles or so
+def _built(build: Callable[[str], T], manifest: str, _mtime_ns: int, _size: int) -> T:
+    return build(manifest)
+
+
+def per_manifest(root: Path, build: Callable[[str], T]) -> T | None:
+    """``build(manifest_path)`` for the bundle at ``root``, cached until the manifest changes.
+
+    Parsers that compare a file with the rest of the bundle (siblings, folder times, copies of a
+    carved message) each index the manifest once per worker, not once per file; None when the
+    bundle has no manifest.
+    """
+    manifest = Path(root) / "manifest.jsonl"
+    try:
+        stat = manifest.stat()
+    except OSError:
+        return None
+    return _built(build, str(manifest), stat.st_mtime_ns, stat.st_size)
+
+
+def _build_manifest_index(manifest: str) -> ManifestIndex:
     folders: dict[tuple[str, str], list[SiblingFile]] = {}
     artifacts: set[str] = set()
     with open(manifest, encoding="utf-8") as handle:
@@ -241,11 +261,9 @@ def _manifest_index(manifest: str, _mtime_ns: int, _size: int) -> ManifestIndex:
     return ManifestIndex(folders=folders, artifacts=frozenset(artifacts))
 
 
-def manifest_index(root: Path) -> ManifestIndex:
-    """The (cached) index of ``root/manifest.jsonl``; re-read when the file changes."""
-    manifest = root / "manifest.jsonl"
-    stat = manifest.stat()
-    return _manifest_index(str(manifest), stat.st_mtime_ns, stat.st_size)
+def manifest_index(root: Path) -> ManifestIndex | None:
+    """The (cached) index of ``root/manifest.jsonl``; None when there is none."""
+    return per_manifest(root, _build_manifest_index)
 
 
 def listdir_siblings(folder: Path) -> Iterator[SiblingFile]:

@@ -29,7 +29,6 @@ moved out at that time (rule ``maildir_folder_message_removed`` tags it for ``cu
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterator
@@ -39,7 +38,13 @@ from typing import Any, BinaryIO
 
 from collector.timeutil import iso_utc, parse_iso
 from parsers.base import ParseContext, Parser
-from parsers.mail_evidence import MAILDIR_FLAGS, is_trash_folder, maildir_name_time, maildir_split
+from parsers.mail_evidence import (
+    MAILDIR_FLAGS,
+    is_trash_folder,
+    maildir_name_time,
+    maildir_split,
+    per_manifest,
+)
 from parsers.mbox import MAX_HEADER_BYTES, mail_summary, message_fields, parse_headers
 from parsers.record import Record
 
@@ -122,8 +127,7 @@ class _FolderIndex:
     dirs: dict[tuple[str, str], dict[str, Any]]
 
 
-@functools.lru_cache(maxsize=2)
-def _folder_index(manifest: str, _mtime_ns: int, _size: int) -> _FolderIndex:
+def _build_folder_index(manifest: str) -> _FolderIndex:
     files: dict[tuple[str, str], _DirectoryFiles] = {}
     dirs: dict[tuple[str, str], dict[str, Any]] = {}
     with open(manifest, encoding="utf-8") as handle:
@@ -145,12 +149,7 @@ def _folder_index(manifest: str, _mtime_ns: int, _size: int) -> _FolderIndex:
 
 def folder_index(bundle: Path) -> _FolderIndex | None:
     """The (cached) by-directory index of ``bundle/manifest.jsonl``; None without a manifest."""
-    manifest = Path(bundle) / "manifest.jsonl"
-    try:
-        stat = manifest.stat()
-    except OSError:
-        return None
-    return _folder_index(str(manifest), stat.st_mtime_ns, stat.st_size)
+    return per_manifest(Path(bundle), _build_folder_index)
 
 
 class MaildirParser(Parser):

@@ -37,7 +37,6 @@ import datetime as _dt
 import email.errors
 import email.header
 import email.utils
-import functools
 import io
 import json
 import mmap
@@ -62,6 +61,7 @@ from parsers.mail_evidence import (
     format_ranges,
     mozilla_flag_names,
     mozilla_flags,
+    per_manifest,
 )
 from parsers.record import Provenance, Record
 
@@ -639,8 +639,7 @@ def _compared_with(line: dict[str, Any]) -> set[str]:
     return parsers
 
 
-@functools.lru_cache(maxsize=2)
-def _carved_context(manifest: str, _mtime_ns: int, _size: int) -> CarvedContext:
+def _build_carved_context(manifest: str) -> CarvedContext:
     root = Path(manifest).parent
     message_ids: dict[str, str] = {}
     spools: dict[tuple[str, str], str] = {}
@@ -673,12 +672,7 @@ def _carved_context(manifest: str, _mtime_ns: int, _size: int) -> CarvedContext:
 
 def carved_context(root: Path) -> CarvedContext | None:
     """The (cached) :class:`CarvedContext` of the bundle at ``root``."""
-    manifest = root / "manifest.jsonl"
-    try:
-        stat = manifest.stat()
-    except OSError:
-        return None
-    return _carved_context(str(manifest), stat.st_mtime_ns, stat.st_size)
+    return per_manifest(root, _build_carved_context)
 
 
 class MboxParser(Parser):

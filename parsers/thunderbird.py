@@ -161,9 +161,10 @@ class ThunderbirdParser(MboxParser):
         """Message-IDs (without <>) the folder file beside the summary holds, or None if it is absent."""
         path: Path | None = None
         root = bundle_root(fh, ctx.provenance.bundle_path)
-        if root is not None:
+        index = manifest_index(root) if root is not None else None
+        if root is not None and index is not None:
             parent, _, name = folder_source.rpartition("/")
-            for sibling in manifest_index(root).siblings(ctx.provenance.filesystem, parent):
+            for sibling in index.siblings(ctx.provenance.filesystem, parent):
                 if sibling.name == name and sibling.bundle_path and not sibling.deleted:
                     path = root / sibling.bundle_path
         else:
