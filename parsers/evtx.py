@@ -34,7 +34,7 @@ import orjson
 from parsers.base import ParseContext, Parser
 from parsers.evtx_events import Event, describe, one_line, parse_time, read_event
 from parsers.evtx_guard import looping_chunks, without_chunks
-from parsers.record import Provenance, Record
+from parsers.record import Record
 
 MAGIC = b"ElfFile\x00"
 TIME_DESC = "Event Time"
@@ -234,34 +234,6 @@ class EvtxParser(Parser):
             yield build.script_block(block.order, block.event, block.parts, block.total, block.record_numbers)
 
 
-#: The fields of :class:`Record`, in order, as this module sets them in :func:`_new_record`.
-_RECORD_FIELDS = ("data_type", "message", "provenance", "parser", "order", "timestamps", "time_bounds",
-                  "attributes", "host", "user", "recovered", "corrupted", "tags")
-#: Whether Record is the plain frozen dataclass whose instance dictionary can be filled directly.
-_DIRECT = (tuple(f.name for f in dataclasses.fields(Record)) == _RECORD_FIELDS
-           and not hasattr(Record, "__slots__") and not hasattr(Record, "__post_init__"))
-_object_new = object.__new__
-_object_setattr = object.__setattr__
-
-
-def _new_record(data_type: str, message: str, provenance: Provenance, parser: str, order: int,
-                timestamps: dict[str, int], attributes: dict[str, Any], host: str | None,
-                user: str | None, recovered: bool, corrupted: bool) -> Record:
-    """``Record(...)`` without the frozen dataclass ``__init__`` (one ``object.__setattr__`` per
-    field, about a sixth of the per-record cost of a large log); the same object, compared equal
-    in the tests. Falls back to the constructor if Record ever stops being a plain dataclass."""
-    if not _DIRECT:
-        return Record(data_type=data_type, message=message, provenance=provenance, parser=parser,
-                      order=order, timestamps=timestamps, attributes=attributes, host=host, user=user,
-                      recovered=recovered, corrupted=corrupted)
-    record = _object_new(Record)
-    _object_setattr(record, "__dict__", {
-        "data_type": data_type, "message": message, "provenance": provenance, "parser": parser,
-        "order": order, "timestamps": timestamps, "time_bounds": {}, "attributes": attributes,
-        "host": host, "user": user, "recovered": recovered, "corrupted": corrupted, "tags": ()})
-    return record
-
-
 class _Builder:
     """Turns events into records for one file: what is the same for every record is bound once."""
 
@@ -289,7 +261,7 @@ class _Builder:
         if message is None:
             message = one_line(f"[{event.event_id}] {event.channel}: {summary}")
         provenance = ctx.provenance_at(event.offset) if event.offset is not None else ctx.provenance
-        return _new_record(data_type, message, provenance, self.parser, order, timestamps, attributes,
+        return Record.quick(data_type, message, provenance, self.parser, order, timestamps, attributes,
                            event.computer or ctx.host, user, self.recovered, corrupted)
 
     def script_block(self, order: int, event: Event, parts: dict[int, str], total: int,

@@ -455,15 +455,15 @@ def test_records_built_without_the_dataclass_constructor_are_the_same_records() 
     constructor makes, and must still behave as a frozen dataclass."""
     import dataclasses
 
-    from parsers.evtx import _DIRECT, _new_record
+    from parsers.record import _PLAIN_DATACLASS
 
     provenance = Provenance(bundle_path="files/a.evtx", source_path="/a.evtx", sha256="00", offset=4608)
     args = ("windows:evtx:record", "[1] System: x", provenance, "evtx", 3, {"Event Time": 1},
             {"event_id": 1}, "WS1", "S-1-5-18", True, False)
-    made = _new_record(*args)
+    made = Record.quick(*args)
     names = ("data_type", "message", "provenance", "parser", "order", "timestamps", "attributes", "host",
              "user", "recovered", "corrupted")
-    assert _DIRECT and made == Record(**dict(zip(names, args, strict=True)))
+    assert _PLAIN_DATACLASS and made == Record(**dict(zip(names, args, strict=True)))
     assert made.time_bounds == {} and made.tags == ()
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.order = 4  # type: ignore[misc]
