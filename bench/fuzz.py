@@ -28,7 +28,6 @@ import faulthandler
 import io
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -269,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         name = target.name
         print(f"{name:28} {stats[name + ':inputs']:8} {stats[name + ':records']:9} "
               f"{stats[name + ':crashes']:8} {stats[name + ':known_hangs']:12}")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
+    peak = own_peak_rss_mib()
     print(f"\n{sum(v for k, v in stats.items() if k.endswith(':inputs'))} inputs in "
           f"{time.monotonic() - started:.0f} s, peak RSS {peak} MB")
     for line in crashes:
