@@ -12,10 +12,12 @@ import functools
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, TypeVar
+
+from collector.timeutil import parse_iso
 
 T = TypeVar("T")
 #: Thunderbird nsMsgMessageFlags bits that say a message is gone or going.
@@ -181,6 +183,17 @@ def format_ranges(ranges: list[tuple[int, int]], limit: int = 20) -> str:
 
 
 # -- the other files of a bundle -------------------------------------------------------------------
+def manifest_time(line: dict[str, Any], key: str) -> int | None:
+    """µs of a manifest line's time ``key`` (``mtime``...); None when absent or unreadable."""
+    value = line.get(key)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class SiblingFile:
     """A file collected from the same folder as the one being parsed (from the bundle manifest)."""
@@ -264,6 +277,40 @@ def _build_manifest_index(manifest: str) -> ManifestIndex:
 def manifest_index(root: Path) -> ManifestIndex | None:
     """The (cached) index of ``root/manifest.jsonl``; None when there is none."""
     return per_manifest(root, _build_manifest_index)
+
+
+def manifest_times(root: Path, filesystem: str, paths: Iterable[str],
+                   keys: tuple[str, ...] = ("mtime", "ctime", "crtime")) -> dict[str, dict[str, int]]:
+    """source path -> {time key: µs} of the manifest lines of ``paths`` (live entries only).
+
+    For the few files that are the only trace of a message (a body file whose row is gone): one
+    pass over the manifest, decoding only the lines that name one of them, so the index every
+    parser shares does not carry (and parse) the times of every file.
+    """
+    wanted = set(paths)
+    names = {PurePosixPath(path).name for path in wanted}
+    found: dict[str, dict[str, int]] = {}
+    if not wanted:
+        return found
+    # json.dumps escapes non-ASCII names, so only ASCII names can be looked for in the raw line
+    needles = [name for name in names
+               if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name]
+    prefilter = len(needles) == len(names)
+    with open(Path(root) / "manifest.jsonl", encoding="utf-8") as handle:
+        for text in handle:
+            if prefilter and not any(needle in text for needle in needles):
+                continue
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            if not isinstance(line, dict) or line.get("deleted"):
+                continue
+            if line.get("source_path") not in wanted or (line.get("filesystem") or "") != filesystem:
+                continue
+            found[line["source_path"]] = {key: value for key in keys
+                                          if (value := manifest_time(line, key)) is not None}
+    return found
 
 
 def listdir_siblings(folder: Path) -> Iterator[SiblingFile]:

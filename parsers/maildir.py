@@ -36,13 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from collector.timeutil import iso_utc, parse_iso
+from collector.timeutil import iso_utc
 from parsers.base import ParseContext, Parser
 from parsers.mail_evidence import (
     MAILDIR_FLAGS,
     is_trash_folder,
     maildir_name_time,
     maildir_split,
+    manifest_time,
     per_manifest,
 )
 from parsers.mbox import MAX_HEADER_BYTES, mail_summary, message_fields, parse_headers
@@ -89,16 +90,6 @@ def maildir_location(source_path: str) -> dict[str, Any]:
     return {"folder": folder, "folder_path": str(folder_dir), "subdir": subdir}
 
 
-def _time(line: dict[str, Any], key: str) -> int | None:
-    value = line.get(key)
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        return None
-
-
 @dataclass
 class _DirectoryFiles:
     """The message files the manifest lists in one directory (live ones), and its deleted entries."""
@@ -113,7 +104,7 @@ class _DirectoryFiles:
             self.deleted += 1
             return
         self.count += 1
-        times = [t for t in (_time(line, "mtime"), _time(line, "ctime")) if t is not None]
+        times = [t for t in (manifest_time(line, "mtime"), manifest_time(line, "ctime")) if t is not None]
         path = line["source_path"]
         if times and (self.newest is None or (max(times), path) > (self.newest, self.newest_path or "")):
             self.newest, self.newest_path = max(times), path
@@ -226,7 +217,7 @@ class MaildirParser(Parser):
         subdir = PurePosixPath(source).name
         if subdir not in ("cur", "new"):
             return  # tmp/ changes with every delivery; the folder itself holds metadata files
-        changed = _time(entry, "mtime")
+        changed = manifest_time(entry, "mtime")
         if changed is None:
             ctx.warn("Maildir directory without a readable modification time: no folder record")
             return
@@ -256,8 +247,8 @@ class MaildirParser(Parser):
             text = f"{where} changed; its {present.count} message file(s) have no times to compare"
         else:
             parent = index.dirs.get((filesystem, location["folder_path"]), {})
-            created = _time(entry, "crtime")
-            created = created if created is not None else _time(parent, "crtime")
+            created = manifest_time(entry, "crtime")
+            created = created if created is not None else manifest_time(parent, "crtime")
             if created is None:
                 text = f"{where} is empty; no creation time to compare its last change with"
             else:

@@ -12,7 +12,8 @@ field, not an error.
 
 Deletion evidence: messages whose folder is Deleted Items (by folder name: the store keeps the
 display name), message bodies under ``Unistore/data/3/`` that no row references (the row was
-deleted, the body file left behind) and rows whose body file is gone. Windows Mail names a body file
+deleted, the body file left behind; its file-system times, from the manifest or the directory, are
+then the only times that trace has) and rows whose body file is gone. Windows Mail names a body file
 after its row id (:func:`body_name`, the derivation Chivers describes and IPED implements):
 ``3/<letter>/<name><tag>.dat`` with tag ``1013`` (HTML) or ``1000`` (plain text); a file's row id is
 read back from its name, so a body of any tag is matched to its row. Files named otherwise are
@@ -39,13 +40,14 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from collector.timeutil import from_filetime
+from collector.timeutil import from_filetime, from_posix
 from parsers.base import ParseContext, Parser
-from parsers.mail_evidence import bundle_root, manifest_index
+from parsers.filestat import TIME_DESCRIPTIONS
+from parsers.mail_evidence import bundle_root, manifest_index, manifest_times
 from parsers.record import Record
 
 ESE_SIGNATURE = b"\xef\xcd\xab\x89"  # at offset 4 of every ESE database header page
@@ -79,6 +81,10 @@ _PATHLIKE = re.compile(r"([0-9A-Za-z_-]+)\.dat\b")
 _BODY_NAME = re.compile(r"([0-9a-f])([0-9a-f]{5})0([0-9a-f])0000000(\d)([0-9a-f]{4})")
 BODY_TAGS = ("1013", "1000")  # PR_HTML (HTML body), PR_BODY (plain-text body)
 MESSAGE_CATEGORY = "3"
+#: The body file's times an orphan body record carries (atime is left out: reading moves it).
+BODY_FILE_TIMES = ("mtime", "ctime", "crtime")
+#: body files (paths under ``Unistore/data``) -> {manifest time key: µs} of each one found
+BodyTimes = Callable[[list[str]], Mapping[str, Mapping[str, int]]]
 
 
 def _normalise(name: str) -> str:
@@ -150,14 +156,40 @@ def body_files(unistore_data: Path | None) -> dict[str, str]:
     return found
 
 
+def body_file_times(unistore_data: Path) -> BodyTimes:
+    """Times of body files in a real directory (paths under ``unistore_data``), by ``stat``:
+    only asked for the few orphans, so no file is stat'ed for nothing."""
+    def times(rels: list[str]) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for rel in rels:
+            try:
+                stat = (unistore_data / rel).stat()
+            except OSError:
+                continue
+            found[rel] = {"mtime": from_posix(0, stat.st_mtime_ns),
+                          "ctime": from_posix(0, stat.st_ctime_ns)}
+            birth = getattr(stat, "st_birthtime", None)
+            if birth is not None:
+                found[rel]["crtime"] = from_posix(birth)
+        return found
+    return times
+
+
+def _no_times(_rels: list[str]) -> Mapping[str, Mapping[str, int]]:
+    return {}
+
+
 def build_records(messages: Iterable[dict[str, Any]], message_columns: list[str],
                   folders: Iterable[dict[str, Any]], folder_columns: list[str],
                   bodies: dict[str, str] | None, ctx: ParseContext, parser: str,
-                  complete: Callable[[], bool] = lambda: True) -> Iterator[Record]:
+                  complete: Callable[[], bool] = lambda: True,
+                  body_times: BodyTimes = _no_times) -> Iterator[Record]:
     """Records from rows of the ``Message`` and ``Folders`` tables (plain dicts, column -> value).
 
     ``complete`` says, once the messages are read, whether every row was: body files are only
-    called orphans when no row could be missing."""
+    called orphans when no row could be missing. ``body_times`` gives the orphan body files' times
+    by their paths under ``Unistore/data`` (manifest keys ``mtime``, ``ctime``, ``crtime`` -> µs),
+    asked once for all of them: an orphan body has no row, so its file's times are all it has."""
     fcols = column_lookup(folder_columns)
     names: dict[Any, str] = {}
     parents: dict[Any, Any] = {}
@@ -228,12 +260,15 @@ def build_records(messages: Iterable[dict[str, Any]], message_columns: list[str]
         ctx.warn(f"{len(bodies) - len(referenced)} body file(s) not matched to a row, but the "
                  "Message table was not read completely: not reported as orphans")
         return
-    for stem, rel in sorted((bodies or {}).items()):
-        if stem in referenced:
-            continue
+    orphans = [rel for stem, rel in sorted((bodies or {}).items()) if stem not in referenced]
+    found = body_times(orphans) if orphans else {}
+    for rel in orphans:
+        times = found.get(rel, {})
         yield Record(data_type="mail:windows_mail:orphan_body",
                      message=f"Windows Mail body file with no Message row: data/{rel}",
                      provenance=ctx.provenance, parser=parser, order=order,
+                     timestamps={TIME_DESCRIPTIONS[key]: times[key] for key in BODY_FILE_TIMES
+                                 if times.get(key) is not None},
                      attributes={"body_file": rel, "body_without_row": True,
                                  "store": ctx.provenance.source_path},
                      host=ctx.host, user=ctx.user, recovered=True)
@@ -338,17 +373,19 @@ class WindowsMailParser(Parser):
                 folders = _Rows(tables["Folders"], ctx)
                 folder_columns, folder_rows = folders.columns, list(folders)  # few; messages stream
             messages = _Rows(message, ctx)
+            bodies, times = self._bodies(fh, ctx)
             yield from build_records(messages, messages.columns, folder_rows, folder_columns,
-                                     self._bodies(fh, ctx), ctx, self.NAME,
-                                     complete=lambda: messages.complete)
+                                     bodies, ctx, self.NAME, complete=lambda: messages.complete,
+                                     body_times=times)
         finally:
             database.close()
 
     @staticmethod
-    def _bodies(fh: BinaryIO, ctx: ParseContext) -> dict[str, str] | None:
-        """Body files of ``Unistore/data`` beside ``UnistoreDB/store.vol``: from the bundle
-        manifest when parsing a bundle (deleted entries are not bodies that are there), else from
-        the directory the file was opened in; None when that folder was not collected at all."""
+    def _bodies(fh: BinaryIO, ctx: ParseContext) -> tuple[dict[str, str] | None, BodyTimes]:
+        """Body files of ``Unistore/data`` beside ``UnistoreDB/store.vol`` and a lookup of their
+        times: from the bundle manifest when parsing a bundle (deleted entries are not bodies that
+        are there), else from the directory the file was opened in; None when that folder was not
+        collected at all."""
         source = PurePosixPath(ctx.provenance.source_path.replace("\\", "/"))
         root = bundle_root(fh, ctx.provenance.bundle_path)
         index = manifest_index(root) if root is not None else None
@@ -367,12 +404,19 @@ class WindowsMailParser(Parser):
                     if sibling.name.lower().endswith(".dat") and not sibling.deleted:
                         rel = sibling.source_path[len(data) + 1:]
                         found.setdefault(sibling.name[:-4].lower(), rel)
-            return found if collected else None
+
+            def times(rels: list[str]) -> dict[str, dict[str, int]]:
+                by_path = manifest_times(root, ctx.provenance.filesystem or "",
+                                         (f"{data}/{rel}" for rel in rels), BODY_FILE_TIMES)
+                return {path[len(data) + 1:]: value for path, value in by_path.items()}
+            return (found if collected else None), times
         local = getattr(fh, "name", None)
         if not isinstance(local, str):
-            return None
+            return None, _no_times
         data_dir = Path(local).parent.parent / "Unistore" / "data"
-        return body_files(data_dir) if data_dir.is_dir() else None
+        if not data_dir.is_dir():
+            return None, _no_times
+        return body_files(data_dir), body_file_times(data_dir)
 
 
 def _safe(get: Any, default: Any) -> Any:

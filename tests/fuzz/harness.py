@@ -128,6 +128,16 @@ def _envelope_index_seed() -> tuple[Seed, ...]:
         return (("build_envelope_index(Envelope Index)", db.read_bytes()),)
 
 
+@functools.lru_cache(maxsize=1)
+def _windows_mail_seed() -> tuple[Seed, ...]:
+    """A store.vol with Folders and Message rows, written by the ESE writer (no public store.vol
+    exists): mutations then reach libesedb's table and record code, not only the header checks."""
+    from tests.parsers.test_windows_mail import build_store
+
+    with tempfile.TemporaryDirectory(prefix="fuzz-storevol-") as tmp:
+        return (("test_windows_mail.build_store(store.vol)", build_store(Path(tmp)).read_bytes()),)
+
+
 def _usn_seeds() -> list[Seed]:
     from tests.parsers.test_usnjrnl import usn_v2, usn_v3
 
@@ -294,7 +304,8 @@ TARGETS: tuple[Target, ...] = (
     Target("usnjrnl", "usnjrnl", "/$Extend/$UsnJrnl:$J", (_usn_seeds,), examples=50),
     Target("mft", "mft", "/$MFT", (_mft_seeds,), examples=20),
     Target("windows_mail", "windows_mail", "C:/Users/eve/AppData/Local/Comms/UnistoreDB/store.vol",
-           (_inline("ese-header", b"\x00\x00\x00\x00\xef\xcd\xab\x89" + b"\x00" * 8192),), examples=20),
+           (_inline("ese-header", b"\x00\x00\x00\x00\xef\xcd\xab\x89" + b"\x00" * 8192),
+            lambda: list(_windows_mail_seed())), examples=20),
     Target("zsh_history", "zsh_history", "/home/alice/.zsh_history",
            (_c("history/plaso/zsh_extended_history.txt"), _inline("inline.zsh", _HISTORY_INLINE["zsh"])),
            kind="text"),

@@ -10,18 +10,20 @@ references, and damaged copies (truncated, a zeroed page, a wrong checksum).
 from __future__ import annotations
 
 import io
+import os
 import struct
 from pathlib import Path
 
 import pytest
 
-from collector.timeutil import iso_utc
+from collector.timeutil import from_filetime, iso_utc
 from parsers.base import ParseContext
 from parsers.record import Provenance
 from parsers.rules import default_engine
 from parsers.windows_mail import (
     WindowsMailParser,
     _time,
+    body_file_times,
     body_files,
     body_name,
     body_row_id,
@@ -82,13 +84,15 @@ def test_body_files_without_rows_and_rows_without_body(tmp_path: Path):
     (data / "3" / "a").mkdir(parents=True)
     (data / "3" / "a" / "1.dat").write_bytes(b"<html>body 1</html>")
     (data / "3" / "a" / "2A.dat").write_bytes(b"<html>orphan body</html>")
+    os.utime(data / "3" / "a" / "2A.dat", (1_791_190_000, 1_791_191_564))
     (data / "7").mkdir()
     (data / "7" / "att.dat").write_bytes(b"attachment, not a body")
     bodies = body_files(data)
     assert bodies == {"1": "3/a/1.dat", "2a": "3/a/2A.dat"}
     rows = [_row(1, 2, "Has body", None), _row(3, 2, "Body gone", "data\\3\\a\\ff.dat")]
     records = [default_engine().tag(r) for r in
-               build_records(rows, MESSAGE_COLUMNS, FOLDERS, FOLDER_COLUMNS, bodies, _ctx(), "windows_mail")]
+               build_records(rows, MESSAGE_COLUMNS, FOLDERS, FOLDER_COLUMNS, bodies, _ctx(), "windows_mail",
+                             body_times=body_file_times(data))]
     kept, gone, orphan = records
     assert kept.attributes["body_file"] == "3/a/1.dat" and "body_missing" not in kept.attributes
     assert gone.attributes["body_missing"] is True and gone.attributes["body_file"] is None
@@ -97,6 +101,11 @@ def test_body_files_without_rows_and_rows_without_body(tmp_path: Path):
     assert orphan.attributes["body_file"] == "3/a/2A.dat"
     assert orphan.tags == ("T1070.008", "mail_client_windows_mail_orphan_body")
     assert orphan.message == "Windows Mail body file with no Message row: data/3/a/2A.dat"
+    changed = (data / "3" / "a" / "2A.dat").stat().st_ctime_ns // 1000
+    assert {k: iso_utc(v) for k, v in orphan.timestamps.items()} == {
+        "Content Modification Time": "2026-10-05T09:12:44.000000+00:00",
+        "Metadata Modification Time": iso_utc(changed)}
+    assert kept.timestamps == gone.timestamps  # rows keep their own times, not the files'
 
 
 def test_time_conversions():
@@ -165,15 +174,22 @@ MESSAGE_ROWS = [_message(0x101, 2, "Quarterly report", FT, FT + MINUTE),
                 _message(0x103, 2, "Invoice 7731", FT + 3 * MINUTE, FT + 4 * MINUTE)]
 
 
+#: When each body file was last written (FILETIME): as Mail downloads a body on delivery.
+BODY_WRITTEN = {0x101: FT, 0x102: FT + 2 * MINUTE, 0x104: FT + 5 * MINUTE}
+
+
 def build_store(root: Path) -> Path:
     """A user's Comms folder under ``root``: store.vol plus body files (0x101 and 0x102 have
-    theirs, 0x103's is gone, 0x104's is left with no row). Returns store.vol's path."""
+    theirs, 0x103's is gone, 0x104's is left with no row), each modified at its
+    :data:`BODY_WRITTEN` time. Returns store.vol's path."""
     comms = root / MAIL
     (comms / "UnistoreDB").mkdir(parents=True)
-    for row_id in (0x101, 0x102, 0x104):
+    for row_id, written in BODY_WRITTEN.items():
         body = comms / "Unistore" / "data" / body_name(row_id)
         body.parent.mkdir(parents=True, exist_ok=True)
         body.write_bytes(f"<html><body>message {row_id:#x}</body></html>".encode("utf-16-le"))
+        seconds = from_filetime(written) // 1_000_000
+        os.utime(body, (seconds, seconds))
     attachment = comms / "Unistore" / "data" / "7" / "a" / "not-a-body.dat"
     attachment.parent.mkdir(parents=True)
     attachment.write_bytes(b"attachment")
@@ -198,9 +214,22 @@ def test_body_names_follow_the_row_id():
     assert body_row_id("not-a-body") is None and body_row_id("00000101000000071013") is None
 
 
+def orphan_times(store: Path) -> dict[str, str]:
+    """The times the orphan body record of :func:`build_store`'s store must carry: its body
+    file's modification time (set), status change time (whenever the test ran) and birth time
+    (where the platform has one)."""
+    stat = (store.parents[1] / "Unistore" / "data" / body_name(0x104)).stat()
+    times = {"Content Modification Time": "2026-10-05T09:17:44.000000+00:00",
+             "Metadata Modification Time": iso_utc(stat.st_ctime_ns // 1000)}
+    if getattr(stat, "st_birthtime", None) is not None:
+        times["Creation Time"] = iso_utc(round(stat.st_birthtime * 1_000_000))
+    return times
+
+
 def test_store_vol_written_by_the_ese_writer(tmp_path: Path):
     pytest.importorskip("pyesedb")
-    records, ctx = _parse_store(build_store(tmp_path))
+    store = build_store(tmp_path)
+    records, ctx = _parse_store(store)
     assert ctx.warnings == []
     rows = [(r.data_type, r.message, {k: iso_utc(v) for k, v in r.timestamps.items()},
              r.attributes.get("folder_path"), r.attributes.get("body_file"), r.tags, r.recovered)
@@ -224,9 +253,9 @@ def test_store_vol_written_by_the_ese_writer(tmp_path: Path):
           "Modification Time": "2026-10-05T09:16:44.000000+00:00"},
          "/eve@example.org/Inbox", None, ("T1070.008", "mail_client_windows_mail_body_missing"), False),
         ("mail:windows_mail:orphan_body",
-         "Windows Mail body file with no Message row: data/3/e/00000104000000031013.dat", {},
-         None, "3/e/00000104000000031013.dat", ("T1070.008", "mail_client_windows_mail_orphan_body"),
-         True),
+         "Windows Mail body file with no Message row: data/3/e/00000104000000031013.dat",
+         orphan_times(store), None, "3/e/00000104000000031013.dat",
+         ("T1070.008", "mail_client_windows_mail_orphan_body"), True),
     ]
     missing = records[2].attributes
     assert missing["body_missing"] is True and missing["body_expected"] == "3/d/00000103000000031013.dat"
@@ -320,3 +349,22 @@ def test_header_checksum_and_tiny_files(tmp_path: Path):
     short, ctx = _parse(b"\x00\x00\x00\x00\xef\xcd\xab\x89" + b"\x00" * 100)
     assert short == [] and [w["message"] for w in ctx.warnings][1:] == [
         "store.vol is 108 bytes: too short for an ESE header (truncated)"]
+
+
+def test_manifest_times_of_named_files_only(tmp_path: Path):
+    """The orphan body's times come from its own live manifest line: not from a deleted entry of
+    the same path, nor from the same path on another file system."""
+    import json
+
+    from parsers.mail_evidence import manifest_times
+
+    body = "/Users/eve/AppData/Local/Comms/Unistore/data/3/e/00000104000000031013.dat"
+    lines = [{"source_path": body, "filesystem": "p2", "deleted": False, "mtime": "2026-02-02T00:00:00Z"},
+             {"source_path": body, "filesystem": "p1", "deleted": True, "mtime": "2026-01-01T00:00:00+00:00"},
+             {"source_path": body, "filesystem": "p1", "deleted": False, "mtime": "2026-10-05T09:17:44+00:00",
+              "ctime": "not a time", "crtime": "2026-10-05T09:17:43.5+00:00"},
+             {"source_path": body + ".other", "filesystem": "p1", "mtime": "2026-01-01T00:00:00+00:00"}]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines) + "{broken\n")
+    assert {path: {k: iso_utc(v) for k, v in times.items()}
+            for path, times in manifest_times(tmp_path, "p1", [body, body + ".gone"]).items()} == {
+        body: {"mtime": "2026-10-05T09:17:44.000000+00:00", "crtime": "2026-10-05T09:17:43.500000+00:00"}}
