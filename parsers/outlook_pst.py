@@ -3,9 +3,11 @@
 Why this shape: clearing mail in Outlook moves items to Deleted Items, then (Exchange/OST) to the
 Recoverable Items tree, then purges them. Each stage leaves traces the examiner must see as rows:
 items still sitting in Deleted Items or Recoverable Items (tagged by attribute so the rule engine
-flags them), items the PST's descriptor index still holds but no folder references (libpff's
-*orphan* items) and, where the binding offers it, items libpff recovers from freed blocks. Both of
-the latter are emitted with ``recovered=True``.
+flags them; under Recoverable Items, ``recoverable_items_folder`` says which subfolder, because
+Deletions means soft-deleted and Purges means purged while Audits or Versions mean neither), items
+the PST's descriptor index still holds but no folder references (libpff's *orphan* items) and, where
+the binding offers it, items libpff recovers from freed blocks. Both of the latter are emitted with
+``recovered=True``.
 
 Deleted Items is found through the message store's ``PR_IPM_WASTEBASKET_ENTRYID`` (so a localised
 folder name still works), with the English names as a fallback. Properties are read from the raw
@@ -69,8 +71,14 @@ NID_TYPE_NORMAL_MESSAGE = 0x04
 
 RECIPIENT_TYPES = {0: "originator", 1: "to", 2: "cc", 3: "bcc"}
 DELETED_ITEMS_NAMES = {"deleted items", "deleted messages"}
-RECOVERABLE_ITEMS_NAMES = {"recoverable items", "deletions", "purges", "versions", "discoveryholds",
-                           "audits", "calendar logging"}
+RECOVERABLE_ITEMS_NAME = "recoverable items"
+#: The Exchange dumpster's subfolders (Microsoft Learn, "Recoverable Items folder in Exchange
+#: Online"): Deletions holds soft-deleted items (Deleted Items emptied, or Shift+Delete), Purges the
+#: hard-deleted ones kept by single item recovery or a hold, DiscoveryHolds hard-deleted items that
+#: match an eDiscovery hold query, SubstrateHolds hard-deleted items kept by a retention policy,
+#: Versions the originals of items edited while on hold, Audits and Calendar Logging system logs.
+RECOVERABLE_SUBFOLDERS = {name.lower(): name for name in (
+    "Deletions", "Purges", "DiscoveryHolds", "SubstrateHolds", "Versions", "Audits", "Calendar Logging")}
 _STRING_TYPES = (0x001E, 0x001F)
 _INTEGER_TYPES = (0x0002, 0x0003, 0x0014)
 
@@ -158,12 +166,24 @@ def _nid_of_entryid(entryid: bytes | None) -> int | None:
     return struct.unpack("<I", entryid[20:24])[0]
 
 
+def _recoverable_subfolder(parent: _Folder, lower_name: str) -> str | None:
+    """The dumpster subfolder a child of ``parent`` is in: inherited below the subfolder, and a
+    known name only directly under Recoverable Items (a user's own "Purges" folder is not one)."""
+    if parent.recoverable_subfolder or not parent.in_recoverable_items:
+        return parent.recoverable_subfolder
+    if parent.path.rsplit("/", 1)[-1].lower() != RECOVERABLE_ITEMS_NAME:
+        return None
+    return RECOVERABLE_SUBFOLDERS.get(lower_name)
+
+
 @dataclass
 class _Folder:
     path: str
     identifier: int | None
     in_deleted_items: bool = False
     in_recoverable_items: bool = False
+    #: Which Recoverable Items subfolder (canonical spelling) the folder is in, if any.
+    recoverable_subfolder: str | None = None
     seen: set[int] = field(default_factory=set)
 
 
@@ -263,7 +283,8 @@ class OutlookPstParser(Parser):
                 path=f"{info.path}/{name}", identifier=sub.identifier,
                 in_deleted_items=info.in_deleted_items or sub.identifier == wastebasket or (
                     wastebasket is None and lower in DELETED_ITEMS_NAMES),
-                in_recoverable_items=info.in_recoverable_items or lower == "recoverable items")
+                in_recoverable_items=info.in_recoverable_items or lower == RECOVERABLE_ITEMS_NAME,
+                recoverable_subfolder=_recoverable_subfolder(info, lower))
             yield from self._walk(sub, child, wastebasket, ctx, depth + 1)
 
     def _folder_record(self, folder: Any, info: _Folder, ctx: ParseContext) -> Record:
@@ -296,6 +317,8 @@ class OutlookPstParser(Parser):
             attributes["in_trash"] = True
         if info.in_recoverable_items:
             attributes["in_recoverable_items"] = True
+        if info.recoverable_subfolder:
+            attributes["recoverable_items_folder"] = info.recoverable_subfolder
 
     # -- items --------------------------------------------------------------------------------
     def _item_record(self, item: Any, info: _Folder | None, ctx: ParseContext,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +14,8 @@ from parsers.outlook_pst import OutlookPstParser
 from parsers.record import Provenance, Record
 from parsers.rules import default_engine
 from tests.conftest import corpus_path
+from tests.fixtures.pst_patch import Pst
+from tests.parsers.mail_rows import timeline_rows
 
 pytest.importorskip("pypff")
 
@@ -114,9 +114,16 @@ def test_deleted_items_and_orphans_are_tagged():
     orphan = engine.tag(Record(data_type="mail:outlook:item", attributes={"recovered_item": True},
                                recovered=True, **base))
     assert orphan.tags == ("T1070.008", "mail_client_outlook_orphan_or_recovered")
-    purged = engine.tag(Record(data_type="mail:outlook:item",
-                               attributes={"in_recoverable_items": True}, **base))
-    assert purged.tags == ("T1070.008", "mail_client_outlook_recoverable_items")
+    dumpster = engine.tag(Record(data_type="mail:outlook:item",
+                                 attributes={"in_recoverable_items": True}, **base))
+    assert dumpster.tags == ("T1070.008", "mail_client_outlook_recoverable_items")
+    for folder, rule in (("Deletions", "mail_client_outlook_recoverable_deletions"),
+                         ("Purges", "mail_client_outlook_recoverable_purges"),
+                         ("DiscoveryHolds", "mail_client_outlook_recoverable_purges"),
+                         ("Audits", None), ("Versions", None), ("Calendar Logging", None)):
+        tagged = engine.tag(Record(data_type="mail:outlook:item", attributes={
+            "in_recoverable_items": True, "recoverable_items_folder": folder}, **base))
+        assert tagged.tags == (("T1070.008", rule) if rule else ()), folder
 
 
 def test_sniff():
@@ -147,38 +154,15 @@ def test_filetime_conversion():
     assert from_filetime(0x7FFFFFFFFFFFFFFF) is None
 
 
-def _crc(data: bytes) -> int:
-    """MS-PST page CRC: CRC-32 table update from 0 with no final inversion."""
-    return zlib.crc32(data, 0xFFFFFFFF) ^ 0xFFFFFFFF
-
-
 def _orphan_copy(source: Path, target: Path, nid: int) -> None:
     """Copy a Unicode PST with the node ``nid`` re-parented to a folder that does not exist.
 
     That is what an item looks like once its folder's index entry is gone: libpff lists it as an
-    orphan. The node B-tree leaf entry (nid, bidData, bidSub, nidParent) is patched and the page's
-    CRC recomputed, so the copy is a valid PST.
+    orphan. Only the node B-tree leaf entry changes (its page CRC recomputed): a valid PST.
     """
-    data = bytearray(source.read_bytes())
-    _bid, root = struct.unpack_from("<QQ", data, 216)  # ROOT.BREFNBT in the Unicode header
-
-    def find(offset: int) -> tuple[int, int] | None:
-        count, _max, size, level = data[offset + 488:offset + 492]
-        for index in range(count):
-            entry = offset + index * size
-            if level:
-                found = find(struct.unpack_from("<Q", data, entry + 16)[0])
-                if found:
-                    return found
-            elif struct.unpack_from("<Q", data, entry)[0] == nid:
-                return offset, entry
-        return None
-
-    page, entry = find(root)
-    assert struct.unpack_from("<I", data, page + 500)[0] == _crc(bytes(data[page:page + 496]))
-    struct.pack_into("<I", data, entry + 24, 0x001FFFE2)  # a folder nid that does not exist
-    struct.pack_into("<I", data, page + 500, _crc(bytes(data[page:page + 496])))
-    target.write_bytes(bytes(data))
+    pst = Pst(source)
+    pst.reparent(nid, 0x001FFFE2)  # a folder nid that does not exist
+    pst.save(target)
 
 
 def test_orphan_item_is_recovered_and_tagged(tmp_path):
@@ -220,3 +204,186 @@ def test_collected_and_parsed_end_to_end(tmp_path):
     assert {r["user"] for r in outlook} == {"bob"}
     rows = (out / "timeline.l2t.csv").read_text(encoding="utf-8").splitlines()
     assert any(",PST,Outlook PST/OST,Delivery Time," in row and "Multiple attachments" in row for row in rows)
+
+
+# -- Recoverable Items: the corpus PST patched into an Exchange dumpster ---------------------------
+#: Node ids in the corpus PST: the root-level IPM_VIEWS folder, Inbox (8 messages, and SubInbox),
+#: Sent Items (6 messages), Top of Personal Folders.
+IPM_VIEWS, INBOX, SENT_ITEMS, TOP = 32994, 32898, 32962, 32802
+
+
+@pytest.fixture(scope="module")
+def dumpster_pst(tmp_path_factory) -> Path:
+    """The corpus PST with root-level IPM_VIEWS renamed "Recoverable Items" and Inbox and Sent
+    Items moved under it as "Deletions" and "Purges": display names rewritten in the folders'
+    property contexts, ``nidParent`` in the node B-tree, the rows moved between hierarchy tables
+    (IPM_VIEWS had the shared empty table, so it gets a new block; see tests/fixtures/pst_patch.py)."""
+    pst = Pst(corpus_path("mail/extra/Outlook.pst"))
+    pst.rename(IPM_VIEWS, "Recoverable Items")
+    pst.move_folder(INBOX, IPM_VIEWS, "Deletions")
+    pst.move_folder(SENT_ITEMS, IPM_VIEWS, "Purges")
+    target = tmp_path_factory.mktemp("pst") / "dumpster.pst"
+    pst.save(target)
+    return target
+
+
+def test_dumpster_fixture_is_a_valid_pst(dumpster_pst):
+    """libpff opens the patched copy, shows the intended tree, and reads every message."""
+    import pypff
+
+    pff = pypff.file()
+    pff.open(str(dumpster_pst))
+    root = pff.get_root_folder()
+    dumpster = next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
+                    if root.get_sub_folder(i).identifier == IPM_VIEWS)
+    assert dumpster.name == "Recoverable Items"
+    assert [(f.identifier, f.name, f.number_of_sub_messages) for f in
+            (dumpster.get_sub_folder(i) for i in range(dumpster.number_of_sub_folders))] == [
+        (INBOX, "Deletions", 8), (SENT_ITEMS, "Purges", 6)]
+    top = next(root.get_sub_folder(i) for i in range(root.number_of_sub_folders)
+               if root.get_sub_folder(i).identifier == TOP)
+    names = [top.get_sub_folder(i).name for i in range(top.number_of_sub_folders)]
+    assert "Inbox" not in names and "Sent Items" not in names and len(names) == 12
+    assert pff.number_of_orphan_items == 0
+    pff.close()
+    hierarchy = Pst(dumpster_pst).read_table(IPM_VIEWS + 11)  # its hierarchy table (NID type 0x0D)
+    assert [row.variable[0x3001001F].decode("utf-16-le") for row in hierarchy.rows] == ["Deletions", "Purges"]
+
+    records, ctx = _parse(dumpster_pst)
+    assert ctx.warnings == []
+    items = [r for r in records if r.data_type == "mail:outlook:item"]
+    assert len(items) == 17 and not any(r.corrupted or r.recovered for r in items)
+
+
+DELETIONS = ("T1070.008", "mail_client_outlook_recoverable_deletions")
+PURGES = ("T1070.008", "mail_client_outlook_recoverable_purges")
+
+
+def test_dumpster_records_marked_by_subfolder(dumpster_pst):
+    records, _ = _parse(dumpster_pst)
+    engine = default_engine()
+    marked = [engine.tag(r) for r in records if r.attributes.get("in_recoverable_items")]
+    folder, item = "mail:outlook:folder", "mail:outlook:item"
+    deletions, purges = "/Recoverable Items/Deletions", "/Recoverable Items/Purges"
+    assert [(r.data_type, r.attributes["folder_path"], r.attributes.get("recoverable_items_folder"),
+             r.attributes.get("subject"), r.tags, r.recovered) for r in marked] == [
+        (folder, "/Recoverable Items", None, None, (), False),
+        (folder, deletions, "Deletions", None, (), False),
+        *[(item, deletions, "Deletions", subject, DELETIONS, False) for subject in (
+            "Multiple attachments", "HTML body", "this message contains embedded MSG",
+            "check sent date of this message", "message 2", "message 1",
+            "Microsoft Office Outlook Test Message", "Microsoft Outlook Test Message")],
+        (folder, deletions + "/SubInbox", "Deletions", None, (), False),
+        (folder, purges, "Purges", None, (), False),
+        *[(item, purges, "Purges", subject, PURGES, False) for subject in (
+            "message 1", "message 2", "check sent date of this message",
+            "this message contains embedded MSG", "HTML body", "Multiple attachments")]]
+    # Nothing outside the dumpster is marked, and Deleted Items is still found by its entry id.
+    assert not any(r.attributes.get("recoverable_items_folder") for r in records
+                   if not r.attributes.get("in_recoverable_items"))
+    assert [r.attributes["folder_path"] for r in records if r.attributes.get("in_deleted_items")] == [
+        "/Top of Personal Folders/Deleted Items"]
+
+
+SUBMIT, DELIVERY = "Client Submit Time", "Delivery Time"
+CREATION, MODIFIED = "Creation Time", "Modification Time"
+#: (subfolder, subject, "sender to recipients", [(UTC time, description)]) of every dumpster
+#: message, in the parser's order; the times are the corpus messages' own (see the Inbox test).
+DUMPSTER_MESSAGES = [
+    ('Deletions', 'Multiple attachments', 'Saqib Razzaq to saqib.razzaq@xp.local',
+     [('2011-06-21T23:51:07.000000', SUBMIT), ('2011-06-21T23:51:07.000000', DELIVERY),
+      ('2011-06-21T23:51:07.781000', CREATION), ('2013-11-26T14:55:18.912000', MODIFIED)]),
+    ('Deletions', 'HTML body', 'Saqib Razzaq to saqib.razzaq@xp.local',
+     [('2011-06-21T23:49:21.000000', SUBMIT), ('2011-06-21T23:49:22.000000', DELIVERY),
+      ('2011-06-21T23:49:22.078000', CREATION), ('2013-11-26T14:55:21.930000', MODIFIED)]),
+    ('Deletions', 'this message contains embedded MSG', 'Saqib Razzaq to saqib.razzaq@xp.local',
+     [('2011-06-21T23:48:10.000000', SUBMIT), ('2011-06-21T23:48:10.000000', DELIVERY),
+      ('2011-06-21T23:48:10.937000', CREATION), ('2013-11-26T14:55:26.307000', MODIFIED)]),
+    ('Deletions', 'check sent date of this message', 'Saqib Razzaq to saqib.razzaq@xp.local',
+     [('2011-06-21T23:47:23.000000', SUBMIT), ('2011-06-21T23:47:23.000000', DELIVERY),
+      ('2011-06-21T23:47:23.421000', CREATION), ('2013-11-26T14:59:23.932000', MODIFIED)]),
+    ('Deletions', 'message 2', 'Saqib Razzaq to saqib.razzaq@xp.local',
+     [('2011-06-21T23:47:01.000000', SUBMIT), ('2011-06-21T23:47:01.000000', DELIVERY),
+      ('2011-06-21T23:47:01.109000', CREATION), ('2013-11-26T15:03:04.771000', MODIFIED)]),
+    ('Deletions', 'message 1', 'Saqib Razzaq to saqib.razzaq@xp.local',
+     [('2011-06-21T23:46:39.000000', SUBMIT), ('2011-06-21T23:46:39.000000', DELIVERY),
+      ('2011-06-21T23:46:39.234000', CREATION), ('2011-06-21T23:48:08.671000', MODIFIED)]),
+    ('Deletions', 'Microsoft Office Outlook Test Message', 'Microsoft Office Outlook to Saqib Razzaq',
+     [('2011-06-21T23:44:21.000000', DELIVERY), ('2011-06-21T23:44:32.328000', CREATION),
+      ('2011-06-21T23:44:40.562000', MODIFIED)]),
+    ('Deletions', 'Microsoft Outlook Test Message', 'Microsoft Outlook to Saqib Razzaq',
+     [('2011-06-21T23:42:35.000000', DELIVERY), ('2011-06-21T23:44:32.265000', CREATION),
+      ('2011-06-21T23:46:00.000000', MODIFIED)]),
+    ('Purges', 'message 1', "Saqib Razzaq to 'saqib.razzaq@xp.local'",
+     [('2011-06-21T23:46:00.000000', DELIVERY), ('2011-06-21T23:46:03.875000', CREATION),
+      ('2011-06-21T23:46:39.015000', MODIFIED), ('2011-06-21T23:46:39.156250', SUBMIT)]),
+    ('Purges', 'message 2', "Saqib Razzaq to 'saqib.razzaq@xp.local'",
+     [('2011-06-21T23:46:44.406000', CREATION), ('2011-06-21T23:47:00.000000', DELIVERY),
+      ('2011-06-21T23:47:01.015000', MODIFIED), ('2011-06-21T23:47:01.046875', SUBMIT)]),
+    ('Purges', 'check sent date of this message', "Saqib Razzaq to 'saqib.razzaq@xp.local'",
+     [('2011-06-21T23:47:00.000000', DELIVERY), ('2011-06-21T23:47:05.531000', CREATION),
+      ('2011-06-21T23:47:23.343000', MODIFIED), ('2011-06-21T23:47:23.390625', SUBMIT)]),
+    ('Purges', 'this message contains embedded MSG', "Saqib Razzaq to 'saqib.razzaq@xp.local'",
+     [('2011-06-21T23:47:26.625000', CREATION), ('2011-06-21T23:48:00.000000', DELIVERY),
+      ('2011-06-21T23:48:10.843000', MODIFIED), ('2011-06-21T23:48:10.890625', SUBMIT)]),
+    ('Purges', 'HTML body', "Saqib Razzaq to 'saqib.razzaq@xp.local'",
+     [('2011-06-21T23:48:29.875000', CREATION), ('2011-06-21T23:49:00.000000', DELIVERY),
+      ('2011-06-21T23:49:21.859000', MODIFIED), ('2011-06-21T23:49:21.906250', SUBMIT)]),
+    ('Purges', 'Multiple attachments', "Saqib Razzaq to 'saqib.razzaq@xp.local'",
+     [('2011-06-21T23:49:29.578000', CREATION), ('2011-06-21T23:51:00.000000', DELIVERY),
+      ('2011-06-21T23:51:07.671000', MODIFIED), ('2011-06-21T23:51:07.703125', SUBMIT)]),
+]
+
+
+def test_dumpster_timeline_rows(dumpster_pst):
+    records, _ = _parse(dumpster_pst)
+    engine = default_engine()
+    items = [engine.tag(r) for r in records
+             if r.data_type == "mail:outlook:item" and r.attributes.get("in_recoverable_items")]
+    tags = {"Deletions": DELETIONS, "Purges": PURGES}
+    assert timeline_rows(items) == [
+        (f"{when}+00:00", desc, "mail:outlook:item",
+         f"Outlook IPM.Note in /Recoverable Items/{leaf} from {parties}: {subject}", tags[leaf], False)
+        for leaf, subject, parties, times in DUMPSTER_MESSAGES for when, desc in times]
+
+
+def test_user_folder_named_purges_is_not_the_dumpster(tmp_path):
+    """Only the direct children of Recoverable Items are its subfolders: a user's own "Purges"."""
+    pst = Pst(corpus_path("mail/extra/Outlook.pst"))
+    pst.rename(SENT_ITEMS, "Purges")
+    target = tmp_path / "purges.pst"
+    pst.save(target)
+    records, ctx = _parse(target)
+    assert ctx.warnings == []
+    purges = [r for r in records if r.attributes["folder_path"] == "/Top of Personal Folders/Purges"]
+    assert len(purges) == 7  # the folder and its 6 messages
+    assert not any("in_recoverable_items" in r.attributes or "recoverable_items_folder" in r.attributes
+                   for r in records)
+    assert [r for r in (default_engine().tag(r) for r in records) if r.tags] == []
+
+
+def test_hard_deleted_item_is_gone_and_pypff_cannot_recover_it(tmp_path):
+    """An item freed as Outlook frees it (contents-table row and index entries removed, blocks
+    freed, the old B-tree pages left in free space) is what libpff's item recovery looks for, but
+    the installed pypff binds no ``recover_items``/``get_recovered_item``: the item yields no record
+    and no warning. This pins that gap: once the binding offers recovery, assert the record."""
+    import pypff
+
+    pst = Pst(corpus_path("mail/extra/Outlook.pst"))
+    freed = pst.free_item(2097700)  # Inbox, "message 1"
+    assert len(freed) == 5  # the property context, its subnode block and three subnode blocks
+    target = tmp_path / "freed.pst"
+    pst.save(target)
+    assert not hasattr(pypff.file, "recover_items")
+    records, ctx = _parse(target)
+    assert ctx.warnings == []
+    inbox = [r for r in records if r.data_type == "mail:outlook:item"
+             and r.attributes["folder_path"] == "/Top of Personal Folders/Inbox"]
+    assert [r.attributes["subject"] for r in inbox] == [
+        "Multiple attachments", "HTML body", "this message contains embedded MSG",
+        "check sent date of this message", "message 2", "Microsoft Office Outlook Test Message",
+        "Microsoft Outlook Test Message"]
+    assert not any(r.recovered for r in records)
+    (folder,) = [r for r in records if r.attributes["folder_path"] == "/Top of Personal Folders/Inbox"
+                 and r.data_type == "mail:outlook:folder"]
+    assert (folder.attributes["message_count"], folder.attributes["content_count"]) == (7, 7)
