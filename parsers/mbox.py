@@ -32,6 +32,7 @@ Deletion evidence, each a boolean attribute or a record of its own that a rule i
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import datetime as _dt
 import email.errors
@@ -94,16 +95,40 @@ WANTED_HEADERS = (
     "date", "received", "from", "to", "cc", "subject", "message-id", "status", "x-status",
     "delivered-to", "x-original-to", "content-length", "x-uid", "x-imapbase", "x-imap",
     "x-mozilla-status", "x-mozilla-status2", "x-keywords")
+
+
+def _any_case(names: list[str]) -> str:
+    """A regular expression for ``names`` in any ASCII letter case, as a trie of ``[xX]`` classes.
+
+    Same matches as the plain alternation under ``re.IGNORECASE``, a little faster (~5 % of the
+    header search): every branch starts with a character class, which the engine rejects at once
+    on a line that starts with another letter (it cannot do that for case-folded literals), and
+    a name is read once instead of once per alternative that shares its prefix.
+    """
+    branches: dict[str, list[str]] = {}
+    complete = False
+    for name in names:
+        if name:
+            branches.setdefault(name[0], []).append(name[1:])
+        else:
+            complete = True
+    parts = [(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c)) + _any_case(rest)
+             for c, rest in sorted(branches.items())]
+    if not parts:
+        return ""
+    body = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+    return f"(?:{body})?" if complete else body
+
+
 #: Matched after a newline (the block is searched with one prepended): a pattern that starts with
 #: a literal lets the regex engine jump from line to line instead of trying every byte.
 _WANTED = re.compile(
-    rb"\n(" + b"|".join(re.escape(h.encode()) for h in WANTED_HEADERS) + rb")[ \t]*:[ \t]*"
-    rb"([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE)
+    rb"\n(" + _any_case(list(WANTED_HEADERS)).encode() + rb")[ \t]*:[ \t]*"
+    rb"([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
 #: The same on decoded text, twice as fast because it splits on LF only (a single character);
 #: values holding a CR are cut afterwards by :func:`_cut_cr`, so the result is the same.
 _WANTED_TEXT = re.compile(
-    r"\n(" + "|".join(re.escape(h) for h in WANTED_HEADERS) + r")[ \t]*:[ \t]*"
-    r"([^\n]*(?:\n[ \t][^\n]*)*)", re.IGNORECASE | re.ASCII)
+    r"\n(" + _any_case(list(WANTED_HEADERS)) + r")[ \t]*:[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)", re.ASCII)
 _NAMES = {spelling.encode(): h for h in WANTED_HEADERS
           for spelling in (h, h.title(), h.upper(), h.capitalize())}
 _NAMES.update({b"Message-ID": "message-id", b"X-UID": "x-uid", b"X-IMAPbase": "x-imapbase",
@@ -121,8 +146,9 @@ _MONTH_NUMBER = {name: i for i, name in enumerate(
 _EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
 _FAST_ENVELOPE = re.compile(
     r"(?:[A-Z][a-z]{2}\s+)?([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{1,2}):(\d{2}):(\d{2})\s+(\d{4})")
+#: Groups: the date (``5 Oct 2026``, one group: it is only a cache key), hour, minute, second, zone.
 _FAST_RFC2822 = re.compile(
-    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Z][a-z]{2})\s+(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})"
+    r"\s*(?:[A-Za-z]{3},\s*)?(\d{1,2}\s+[A-Z][a-z]{2}\s+\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})"
     r"\s+([+-]\d{4})(?:\s*\([^()]*\))?\s*")
 #: Day number (days since 1970-01-01, None for an impossible date) of (day, month, year) as
 #: written: a spool holds few distinct days, so most dates skip the calendar arithmetic.
@@ -161,6 +187,25 @@ def _zone_micros(zone: str) -> int:
     return value
 
 
+#: µs (UTC) of local midnight of (date, zone) as a Date header writes them (``5 Oct 2026``,
+#: ``-0400``), None for an impossible date: one lookup per date instead of the calendar and the
+#: zone arithmetic.
+_MIDNIGHTS: dict[tuple[str, str], int | None] = {}
+_UNSEEN = object()
+
+
+def _midnight(key: tuple[str, str]) -> int | None:
+    """:data:`_MIDNIGHTS` entry of ``key``, computed and cached (bounded, like the day cache)."""
+    date, zone = key
+    day, month, year = date.split()  # the regex's \s+ and str.split() agree on what a space is
+    days = _day_number(day, month, year)
+    value = None if days is None else days * 86_400_000_000 + _zone_micros(zone)
+    if len(_MIDNIGHTS) >= _DAYS_CACHE_MAX:
+        _MIDNIGHTS.clear()
+    _MIDNIGHTS[key] = value
+    return value
+
+
 def _micros(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int | None:
     """µs since the epoch for a UTC wall-clock time, or None when the fields are not a date."""
     if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 60):
@@ -178,12 +223,22 @@ _PLAIN_ENVELOPE = re.compile(
     rb"(\d{4})\s*")
 
 
+#: Day numbers of the (day, month, year) of From_ lines, as bytes (see :data:`_DAYS_CACHE`).
+_ENVELOPE_DAYS: dict[tuple[bytes, bytes, bytes], int | None] = {}
+
+
 def _read_envelope(envelope: bytes) -> tuple[str | None, int | None]:
     """(sender, time) of a From_ line; None for what cannot be read."""
     plain = _PLAIN_ENVELOPE.fullmatch(envelope)
     if plain is not None:
         sender, month, day, hour, minute, second, year = plain.groups()
-        days = _day_number(day.decode(), month.decode(), year.decode())
+        key = (day, month, year)
+        days = _ENVELOPE_DAYS.get(key, _UNSEEN)
+        if days is _UNSEEN:
+            days = _day_number(day.decode(), month.decode(), year.decode())
+            if len(_ENVELOPE_DAYS) >= _DAYS_CACHE_MAX:
+                _ENVELOPE_DAYS.clear()
+            _ENVELOPE_DAYS[key] = days
         hours, minutes, seconds = int(hour), int(minute), int(second)
         if days is not None and hours <= 23 and minutes <= 59 and seconds <= 59:
             return (sender.decode("utf-8", "replace"),
@@ -239,11 +294,14 @@ def parse_rfc2822_date(value: str | None) -> int | None:
         return None
     fast = _FAST_RFC2822.fullmatch(value)
     if fast:
-        day, month, year, hour, minute, second, zone = fast.groups()
-        days = _day_number(day, month, year)
+        date, hour, minute, second, zone = fast.groups()
+        key = (date, zone)
+        midnight = _MIDNIGHTS.get(key, _UNSEEN)
+        if midnight is _UNSEEN:
+            midnight = _midnight(key)
         hours, minutes, seconds = int(hour), int(minute), int(second)
-        if days is not None and hours <= 23 and minutes <= 59 and seconds <= 59:
-            return (((days * 24 + hours) * 60 + minutes) * 60 + seconds) * 1_000_000 + _zone_micros(zone)
+        if midnight is not None and hours <= 23 and minutes <= 59 and seconds <= 59:
+            return midnight + ((hours * 60 + minutes) * 60 + seconds) * 1_000_000
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -256,10 +314,26 @@ def parse_rfc2822_date(value: str | None) -> int | None:
         return None
 
 
+#: A value that is one UTF-8 base64 encoded-word, with canonical padding (the common case).
+_UTF8_B_WORD = re.compile(
+    r"=\?utf-8\?b\?((?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?)\?=",
+    re.IGNORECASE | re.ASCII)
+
+
 def decode_header_value(value: str | None) -> str | None:
-    """Decode RFC 2047 encoded-words; undecodable parts are kept as they are."""
+    """Decode RFC 2047 encoded-words; undecodable parts are kept as they are.
+
+    A value that is a single UTF-8 base64 word (most encoded subjects) is decoded directly, which
+    is what :mod:`email.header` does with it (base64, then strict UTF-8) at a tenth of the cost.
+    """
     if value is None or "=?" not in value:
         return value
+    word = _UTF8_B_WORD.fullmatch(value)
+    if word is not None:
+        try:
+            return binascii.a2b_base64(word.group(1).encode("ascii")).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            pass  # email.header below says what to do with it
     try:
         return str(email.header.make_header(email.header.decode_header(value)))
     except (email.errors.MessageError, LookupError, UnicodeError, ValueError):  # CharsetError too
@@ -339,9 +413,44 @@ def parse_headers(block: bytes) -> dict[str, list[str]]:
     return headers
 
 
-def _first(headers: dict[str, list[str]], name: str) -> str | None:
-    values = headers.get(name)
-    return values[0] if values else None
+def _header_fields(block: bytes) -> tuple[dict[str, str], int, str | None]:
+    """What a message record reads of a header block: the first value of each wanted header
+    (lower-case name -> value), how many ``Received:`` headers there are, and the last one.
+
+    The same values as :func:`parse_headers` (which it falls back to for a block with a CR or
+    one that is not UTF-8), built with C-level ``zip``/``map``/``dict`` instead of a Python loop
+    over the headers: this runs once per message.
+    """
+    try:
+        text_block = "\n" + block.decode("utf-8")
+    except UnicodeDecodeError:
+        text_block = None
+    if text_block is None or "\r" in text_block:
+        headers = parse_headers(block)
+        received = headers.get("received") or ()
+        return ({name: values[0] for name, values in headers.items()}, len(received),
+                received[-1] if received else None)
+    pairs = _WANTED_TEXT.findall(text_block)
+    if not pairs:
+        return {}, 0, None
+    names, values = zip(*pairs, strict=True)
+    # Every spelling the pattern accepts is ASCII, so lower() gives the key parse_headers uses.
+    keys = [*map(str.lower, names)]
+    first = dict(zip(reversed(keys), reversed(values), strict=True))  # the first one is written last
+    received = keys.count("received")
+    last = values[len(keys) - 1 - keys[::-1].index("received")] if received > 1 else first.get("received")
+    return first, received, last
+
+
+def _squeeze(value: str) -> str:
+    """``" ".join(value.split())``: runs of white space made one space, the ends trimmed.
+
+    Most header values are already like that; :meth:`str.isprintable` is false for every white
+    space character but the ASCII space, so those are returned as they are, without the copy.
+    """
+    if value.isprintable() and "  " not in value and value[:1] != " " and value[-1:] != " ":
+        return value
+    return " ".join(value.split())
 
 
 def _first_clean(headers: dict[str, list[str]], name: str) -> str | None:
@@ -366,60 +475,76 @@ def _iso(micros: int) -> str:
     seconds, fraction = divmod(rest, 1_000_000)
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
-    return f"{date}T{hours:02d}:{minutes:02d}:{seconds:02d}.{fraction:06d}+00:00"
+    # One %-format is cheaper than an f-string with four format specifications.
+    return "%sT%02d:%02d:%02d.%06d+00:00" % (date, hours, minutes, seconds, fraction)  # noqa: UP031
 
 
 _ISO_DAYS: dict[int, str] = {}
 
 
 def message_fields(headers: dict[str, list[str]]) -> tuple[dict[str, int], dict[str, Any]]:
-    """Timestamps and attributes every mail record shares, from :func:`parse_headers` output.
+    """Timestamps and attributes every mail record shares, from :func:`parse_headers` output."""
+    timestamps: dict[str, int] = {}
+    attributes: dict[str, Any] = {}
+    received = headers.get("received") or ()
+    _message_fields({name: values[0] for name, values in headers.items() if values}, len(received),
+                    received[-1] if received else None, timestamps, attributes)
+    return timestamps, attributes
+
+
+def _message_fields(first: dict[str, str], received: int, last_received: str | None,
+                    timestamps: dict[str, int], attributes: dict[str, Any]) -> None:
+    """:func:`message_fields` of a header block read by :func:`_header_fields` (the first value
+    of each header, the number of ``Received:`` headers and the last one), added to
+    ``timestamps`` and ``attributes`` (the mbox record's own dictionaries, which already hold its
+    envelope fields: no copy per message).
 
     This runs once per message of every store, so it is written for speed: each header is looked
     up once, and encoded-word decoding and date parsing run only where the text needs them.
     """
-    get = headers.get
-    timestamps: dict[str, int] = {}
-    values = get("date")
+    get = first.get
+    value = get("date")
     date_header = None
-    if values:
-        date_time = parse_rfc2822_date(values[0])
+    if value is not None:
+        date_time = parse_rfc2822_date(value)
         if date_time is not None:
             timestamps[DATE_DESC] = date_time
-        date_header = " ".join(values[0].split())
-    received = get("received") or ()
+        date_header = _squeeze(value)
     if received:
-        top = parse_rfc2822_date(received[0].rpartition(";")[2])
+        top = parse_rfc2822_date(first["received"].rpartition(";")[2])
         if top is not None:
             timestamps[RECEIVED_DESC] = top
-    values = get("status")
-    status = " ".join(values[0].split()) if values else None
-    values = get("x-status")
-    x_status = " ".join(values[0].split()) if values else None
-    values = get("from")
-    sender = " ".join(values[0].split()) if values else None
-    values = get("to")
-    to = " ".join(values[0].split()) if values else None
-    values = get("subject")
-    subject = " ".join(values[0].split()) if values else None
-    values = get("message-id")
-    message_id = " ".join(values[0].split()) if values else None
-    values = get("delivered-to")
-    delivered_to = " ".join(values[0].split()) if values else None
-    attributes: dict[str, Any] = {
-        "from": decode_header_value(sender) if sender and "=?" in sender else sender,
-        "to": decode_header_value(to) if to and "=?" in to else to,
-        "subject": decode_header_value(subject) if subject and "=?" in subject else subject,
-        "message_id": message_id, "date_header": date_header, "delivered_to": delivered_to,
-        "status": status, "x_status": x_status, "received_count": len(received)}
-    values = get("cc")
-    if values:
-        attributes["cc"] = decode_header_value(" ".join(values[0].split()))
-    values = get("x-original-to")
-    if values:
-        attributes["x_original_to"] = " ".join(values[0].split())
-    if len(received) > 1:
-        bottom = parse_rfc2822_date(received[-1].rpartition(";")[2])
+    value = get("status")
+    status = None if value is None else _squeeze(value)
+    value = get("x-status")
+    x_status = None if value is None else _squeeze(value)
+    value = get("from")
+    sender = None if value is None else _squeeze(value)
+    value = get("to")
+    to = None if value is None else _squeeze(value)
+    value = get("subject")
+    subject = None if value is None else _squeeze(value)
+    value = get("message-id")
+    message_id = None if value is None else _squeeze(value)
+    value = get("delivered-to")
+    delivered_to = None if value is None else _squeeze(value)
+    attributes["from"] = decode_header_value(sender) if sender and "=?" in sender else sender
+    attributes["to"] = decode_header_value(to) if to and "=?" in to else to
+    attributes["subject"] = decode_header_value(subject) if subject and "=?" in subject else subject
+    attributes["message_id"] = message_id
+    attributes["date_header"] = date_header
+    attributes["delivered_to"] = delivered_to
+    attributes["status"] = status
+    attributes["x_status"] = x_status
+    attributes["received_count"] = received
+    value = get("cc")
+    if value is not None:
+        attributes["cc"] = decode_header_value(_squeeze(value))
+    value = get("x-original-to")
+    if value is not None:
+        attributes["x_original_to"] = _squeeze(value)
+    if received > 1 and last_received is not None:
+        bottom = parse_rfc2822_date(last_received.rpartition(";")[2])
         if bottom is not None:
             try:
                 attributes["first_hop_received_time"] = _iso(bottom)
@@ -427,8 +552,8 @@ def message_fields(headers: dict[str, list[str]]) -> tuple[dict[str, int], dict[
                 pass
     if (status and "D" in status) or (x_status and "D" in x_status):
         attributes["deleted_flag"] = True
-    if "x-mozilla-status" in headers or "x-mozilla-status2" in headers:
-        mozilla = mozilla_flags(_first(headers, "x-mozilla-status"), _first(headers, "x-mozilla-status2"))
+    if "x-mozilla-status" in first or "x-mozilla-status2" in first:
+        mozilla = mozilla_flags(get("x-mozilla-status"), get("x-mozilla-status2"))
         if mozilla is not None:
             attributes["x_mozilla_status"] = f"0x{mozilla:08x}"
             attributes["mozilla_flags"] = mozilla_flag_names(mozilla)
@@ -436,7 +561,6 @@ def message_fields(headers: dict[str, list[str]]) -> tuple[dict[str, int], dict[
                 attributes["mozilla_expunged"] = True
             if mozilla & MOZILLA_IMAP_DELETED:
                 attributes["mozilla_imap_deleted"] = True
-    return timestamps, attributes
 
 
 def mail_summary(attributes: dict[str, Any], fallback_sender: str | None = None) -> str:
@@ -447,10 +571,27 @@ def mail_summary(attributes: dict[str, Any], fallback_sender: str | None = None)
             f"{attributes.get('to') or '?'}: {attributes.get('subject') or '(no subject)'}{flags}")
 
 
+#: Whether Provenance is the plain frozen dataclass whose instance dictionary :func:`_at` copies.
+_PLAIN_PROVENANCE = (tuple(f.name for f in dataclasses.fields(Provenance)) == (
+    "bundle_path", "source_path", "sha256", "filesystem", "offset", "evidence")
+    and not hasattr(Provenance, "__slots__") and not hasattr(Provenance, "__post_init__"))
+
+
 def _at(provenance: Provenance, offset: int) -> Provenance:
-    """``provenance`` with a byte offset (direct construction: :func:`dataclasses.replace` is slow)."""
-    return Provenance(provenance.bundle_path, provenance.source_path, provenance.sha256,
-                      provenance.filesystem, offset, provenance.evidence)
+    """``provenance`` with a byte offset.
+
+    A copy of the instance dictionary with the offset replaced: the frozen dataclass constructor
+    (one ``object.__setattr__`` per field) costs several times as much, once per message; equal
+    to ``Provenance(...)`` with the same fields, which it falls back to if Provenance changes shape.
+    """
+    if not _PLAIN_PROVENANCE:
+        return Provenance(provenance.bundle_path, provenance.source_path, provenance.sha256,
+                          provenance.filesystem, offset, provenance.evidence)
+    fields = provenance.__dict__.copy()
+    fields["offset"] = offset
+    copy = object.__new__(Provenance)
+    object.__setattr__(copy, "__dict__", fields)
+    return copy
 
 
 # -- the scan -------------------------------------------------------------------------------------
@@ -537,11 +678,91 @@ def _find(buf: Any, needle: bytes, start: int, end: int, window: int = SCAN_WIND
     return -1
 
 
+def _nul_run(buf: Any, start: int, end: int) -> int:
+    """Offset of the first :data:`NUL_RUN` in ``buf[start:end]``, or -1.
+
+    Mail holds no NUL byte at all, so a one-byte search (``memchr``, many times faster than the
+    16-byte search) usually settles it; the run is looked for only from the first NUL on.
+    """
+    reach = start + SCAN_WINDOW
+    first = buf.find(b"\0", start, reach if reach < end else end)
+    if first >= 0:
+        hole = buf.find(NUL_RUN, first, reach if reach < end else end)
+    else:
+        hole = -1
+    if hole < 0 and reach < end:
+        hole = _find_on(buf, NUL_RUN, start, reach, end)
+    return hole
+
+
 def _find_on(buf: Any, needle: bytes, start: int, searched: int, end: int) -> int:
     """:func:`_find` of the rest of ``[start, end)`` once ``[start, searched)`` held no ``needle``
     (a needle straddling ``searched`` included), releasing the pages already searched."""
     _release(buf, start, searched)
     return _find(buf, needle, searched - len(needle) + 1, end)
+
+
+#: The separator, searched with the regex engine: its scan for a literal prefix runs about twice
+#: as fast as ``find`` does for this needle (whose last byte, a space, is everywhere in text).
+_SEPARATOR = re.compile(rb"\nFrom ")
+
+
+def _scan(buf: Any, ctx: ParseContext) -> Iterator[tuple[int, int, int, bytes, bool, bool, int]]:
+    """Each message of ``buf`` as the fields of a :class:`_Span`, in file order (a tuple: cheaper
+    than an object in the per-message loop).
+
+    Pages already scanned are released every :data:`RELEASE_BYTES`, and each search looks at most
+    :data:`SCAN_WINDOW` bytes ahead before it goes on window by window (see :func:`_find`).
+    """
+    size = len(buf)
+    start = 0 if buf[:5] == b"From " else _find(buf, b"\nFrom ", 0, size) + 1
+    if start == 0 and buf[:5] != b"From ":
+        if size:
+            ctx.warn("no From_ line found: not an mbox file, or its start is missing", 0)
+        return
+    if start > 0:
+        ctx.warn(f"{start} bytes before the first From_ line are not a message", 0)
+    release = isinstance(buf, mmap.mmap) and _DONTNEED is not None
+    released = 0
+    if release and hasattr(mmap, "MADV_SEQUENTIAL"):
+        buf.madvise(mmap.MADV_SEQUENTIAL)
+    find = buf.find
+    search = _SEPARATOR.search
+    while start < size:
+        if release and start - released >= RELEASE_BYTES:
+            # Pages already parsed leave this process (they stay in the page cache): the
+            # resident size stays flat however large the spool is.
+            _release(buf, released, start)
+            released = start - start % mmap.PAGESIZE
+        # Each search first looks at most SCAN_WINDOW bytes ahead (one plain search, the usual
+        # case); only a longer one goes on window by window (and releases what it passed).
+        line_end = find(b"\n", start, start + SCAN_WINDOW)
+        if line_end < 0 and start + SCAN_WINDOW < size:
+            line_end = _find_on(buf, b"\n", start, start + SCAN_WINDOW, size)
+        line_end = size if line_end < 0 else line_end + 1
+        reach = line_end - 1 + SCAN_WINDOW
+        found = search(buf, line_end - 1, reach)
+        if found is not None:
+            natural_end = found.start() + 1
+        else:
+            separator = _find_on(buf, b"\nFrom ", line_end - 1, reach, size) if reach < size else -1
+            natural_end = size if separator < 0 else separator + 1
+        limit = min(natural_end, line_end + MAX_HEADER_BYTES)
+        if line_end < natural_end:
+            # _header_end's usual case inline: an LF file (no CR before the From_ line's LF).
+            header_end = find(b"\n\n", line_end - 1, limit)
+            if header_end >= 0 and buf[line_end - 2] != 13:
+                header_end += 2
+            else:
+                header_end = _header_end(buf, line_end, limit)
+        else:
+            header_end = -1
+        if header_end < 0:
+            yield (start, natural_end, natural_end, buf[line_end:limit], False, limit < natural_end,
+                   line_end)
+        else:
+            yield start, natural_end, header_end, buf[line_end:header_end], True, False, line_end
+        start = natural_end
 
 
 def _header_end(buf: Any, line_end: int, limit: int) -> int:
@@ -782,45 +1003,9 @@ class MboxParser(Parser):
                      recovered=True)
 
     def _spans(self, buf: Any, ctx: ParseContext) -> Iterator[_Span]:
-        size = len(buf)
-        start = 0 if buf[:5] == b"From " else _find(buf, b"\nFrom ", 0, size) + 1
-        if start == 0 and buf[:5] != b"From ":
-            if size:
-                ctx.warn("no From_ line found: not an mbox file, or its start is missing", 0)
-            return
-        if start > 0:
-            ctx.warn(f"{start} bytes before the first From_ line are not a message", 0)
-        release = isinstance(buf, mmap.mmap) and _DONTNEED is not None
-        released = 0
-        if release and hasattr(mmap, "MADV_SEQUENTIAL"):
-            buf.madvise(mmap.MADV_SEQUENTIAL)
-        while start < size:
-            if release and start - released >= RELEASE_BYTES:
-                # Pages already parsed leave this process (they stay in the page cache): the
-                # resident size stays flat however large the spool is.
-                _release(buf, released, start)
-                released = start - start % mmap.PAGESIZE
-            # Each search first looks at most SCAN_WINDOW bytes ahead (one plain find, the usual
-            # case); only a longer one goes on window by window (and releases what it passed).
-            line_end = buf.find(b"\n", start, start + SCAN_WINDOW)
-            if line_end < 0 and start + SCAN_WINDOW < size:
-                line_end = _find_on(buf, b"\n", start, start + SCAN_WINDOW, size)
-            line_end = size if line_end < 0 else line_end + 1
-            reach = line_end - 1 + SCAN_WINDOW
-            separator = buf.find(b"\nFrom ", line_end - 1, reach)
-            if separator < 0 and reach < size:
-                separator = _find_on(buf, b"\nFrom ", line_end - 1, reach, size)
-            natural_end = size if separator < 0 else separator + 1
-            limit = min(natural_end, line_end + MAX_HEADER_BYTES)
-            header_end = _header_end(buf, line_end, limit) if line_end < natural_end else -1
-            if header_end < 0:
-                truncated = limit < natural_end
-                header = buf[line_end:limit]
-                yield _Span(start, natural_end, natural_end, header, False, truncated, line_end)
-                start = natural_end
-                continue
-            yield _Span(start, natural_end, header_end, buf[line_end:header_end], True, False, line_end)
-            start = natural_end
+        """The messages of ``buf`` as :class:`_Span` objects (see :func:`_scan`)."""
+        for span in _scan(buf, ctx):
+            yield _Span(*span)
 
     def _parse_buffer(self, buf: Any, ctx: ParseContext) -> Iterator[Record]:
         size = len(buf)
@@ -831,50 +1016,52 @@ class MboxParser(Parser):
         newest: int | None = None
         newest_offset: int | None = None
         order = 0
-        spans = self._spans(buf, ctx)
         skip_until = 0
-        for span in spans:
-            if span.start < skip_until:
+        message = self._message
+        data_type = f"{self.PREFIX}:message"
+        deleted = bool(ctx.entry.get("deleted"))
+        for start, end, body_start, header, complete, truncated, line_end in _scan(buf, ctx):
+            if start < skip_until:
                 continue
-            headers = parse_headers(span.header)
-            end = span.end
+            first, received, last_received = _header_fields(header)
             evidence: dict[str, Any] = {}
-            content_length = headers.get("content-length")
-            declared = (_content_length(content_length[0]) if content_length and span.header_complete
-                        else None)
+            content_length = first.get("content-length")
+            declared = _content_length(content_length) if content_length is not None and complete else None
             # "Content-Length: 0" is a placeholder some writers leave (mutt ignores it too).
             if declared:
-                cl_end = _content_length_end(buf, span.body_start, declared, size)
+                cl_end = _content_length_end(buf, body_start, declared, size)
                 if cl_end is not None and cl_end > end:
                     # mboxcl2: the unescaped "From " lines in this body are not separators.
                     evidence["content_length_spans_from_lines"] = True
                     end = skip_until = cl_end
                 elif cl_end is None:
-                    body = end - span.body_start
+                    body = end - body_start
                     if buf[end - 1:end] == b"\n" and end < size:
                         body -= 1  # the blank line before the next separator is not body
                     evidence.update(content_length_mismatch=True, content_length=declared,
                                     body_length=body)
-                    if end == size and span.body_start + declared > size:
+                    if end == size and body_start + declared > size:
                         evidence["tail_evidence"] = "content_length_short"
                     ctx.warn(f"Content-Length {declared} disagrees with the body "
-                             f"({body} bytes)", span.start)
-            record = self._message(buf, span, end, headers, evidence, ctx, folder, order, size)
+                             f"({body} bytes)", start)
+            record = message(buf, start, end, line_end, complete, truncated, first, received,
+                             last_received, evidence, ctx, folder, order, size, data_type, deleted)
             order += 1
             uid_text = record.attributes.get("uid")
-            base = (_first(headers, "x-imapbase") or _first(headers, "x-imap")) if order == 1 else None
+            base = (first.get("x-imapbase") or first.get("x-imap")) if order == 1 else None
             if base:
                 fields = base.split()
                 try:
                     # UW-IMAP/Dovecot write UIDVALIDITY and the *last* UID handed out (NEXTUID - 1).
                     uid_validity, next_uid = int(fields[0]), int(fields[1]) + 1
                 except (IndexError, ValueError):
-                    ctx.warn(f"unreadable X-IMAPbase header {base!r}", span.start)
-            delivered = record.timestamps.get(ENVELOPE_DESC, record.timestamps.get(RECEIVED_DESC))
+                    ctx.warn(f"unreadable X-IMAPbase header {base!r}", start)
+            timestamps = record.timestamps
+            delivered = timestamps.get(ENVELOPE_DESC, timestamps.get(RECEIVED_DESC))
             if uid_text and uid_text.isdigit():
-                uids.add(int(uid_text), (delivered, span.start))
+                uids.add(int(uid_text), (delivered, start))
             if delivered is not None and (newest is None or delivered > newest):
-                newest, newest_offset = delivered, span.start
+                newest, newest_offset = delivered, start
             yield record
         if uids.out_of_order:
             ctx.warn(f"{uids.out_of_order} X-UID values are not above the previous one", None)
@@ -886,69 +1073,71 @@ class MboxParser(Parser):
         if rewrite is not None:
             yield rewrite
 
-    def _message(self, buf: Any, span: _Span, end: int, headers: dict[str, list[str]],
-                 evidence: dict[str, Any], ctx: ParseContext, folder: dict[str, Any], order: int,
-                 size: int) -> Record:
-        start = span.start
-        newline = span.line_end - 1 if 0 < span.line_end <= end else _find(buf, b"\n", start, end)
+    def _message(self, buf: Any, start: int, end: int, line_end: int, header_complete: bool,
+                 header_truncated: bool, first: dict[str, str], received: int,
+                 last_received: str | None, evidence: dict[str, Any],
+                 ctx: ParseContext, folder: dict[str, Any], order: int, size: int,
+                 data_type: str, deleted: bool) -> Record:
+        """The record of the message at ``buf[start:end]`` (its From_ line ends at ``line_end``).
+
+        ``data_type`` and ``deleted`` (the file is a recovered deleted one) are the same for every
+        message of a file: the caller works them out once.
+        """
+        newline = line_end - 1 if 0 < line_end <= end else _find(buf, b"\n", start, end)
         envelope = buf[start:newline if newline >= 0 else end].rstrip(b"\r\n")
-        envelope_text = envelope.decode("utf-8", "replace")
         sender, envelope_time = _read_envelope(envelope)
-        timestamps, fields = message_fields(headers)
-        if envelope_time is not None:
-            timestamps = {ENVELOPE_DESC: envelope_time, **timestamps}
-        attributes: dict[str, Any] = {"envelope": envelope_text[5:], "envelope_sender": sender}
-        attributes.update(fields)
+        timestamps: dict[str, int] = {} if envelope_time is None else {ENVELOPE_DESC: envelope_time}
+        attributes: dict[str, Any] = {"envelope": envelope.decode("utf-8", "replace")[5:],
+                                      "envelope_sender": sender}
+        _message_fields(first, received, last_received, timestamps, attributes)
         attributes["offset"] = start
         attributes["size"] = end - start
         attributes.update(folder)
         if evidence:
             attributes.update(evidence)
-        uid = headers.get("x-uid")
-        if uid and uid[0]:
-            attributes["uid"] = uid[0].strip()
+        uid = first.get("x-uid")
+        if uid:
+            attributes["uid"] = uid.strip()
         corrupted = False
         if envelope_time is None:
             attributes["envelope_unreadable"] = True
-            ctx.warn("From_ line without a readable date", span.start)
-        if span.header_truncated:
+            ctx.warn("From_ line without a readable date", start)
+        if header_truncated:
             corrupted = True
-            ctx.warn(f"header block longer than {MAX_HEADER_BYTES} bytes; rest ignored", span.start)
-        final_newline = end < size or buf[size - 1:size] == b"\n"
-        if not span.header_complete and end == size and not span.header_truncated:
+            ctx.warn(f"header block longer than {MAX_HEADER_BYTES} bytes; rest ignored", start)
+        last = end == size  # only the file's last message can show a cut tail
+        final_newline = not last or buf[size - 1:size] == b"\n"
+        if last and not header_complete and not header_truncated:
             if final_newline:
                 attributes["header_only"] = True
-                ctx.warn("the file ends after a header block with no blank line or body", span.start)
+                ctx.warn("the file ends after a header block with no blank line or body", start)
             else:
                 attributes["tail_evidence"] = "truncated_in_header"
-                ctx.warn("file ends inside the message header (truncated spool?)", span.start)
-        reach = span.start + SCAN_WINDOW
-        hole = buf.find(NUL_RUN, span.start, reach if reach < end else end)
-        if hole < 0 and reach < end:
-            hole = _find_on(buf, NUL_RUN, span.start, reach, end)
+                ctx.warn("file ends inside the message header (truncated spool?)", start)
+        hole = _nul_run(buf, start, end)
         if hole >= 0:
             corrupted = True
             attributes.update(garbled=True, nul_bytes_offset=hole)
-            if end == size:
+            if last:
                 attributes.setdefault("tail_evidence", "nul_bytes")
             ctx.warn(f"run of NUL bytes inside the message at offset {hole}", hole)
-        if end == size and not final_newline and "tail_evidence" not in attributes:
-            attributes["tail_evidence"] = "no_final_newline"
-            ctx.warn("file does not end with a newline (cut short?)", span.start)
-        if attributes.get("tail_evidence") not in (None, "no_final_newline"):
-            corrupted = True
-        recovered = bool(ctx.entry.get("deleted")) or bool(attributes.get("mozilla_expunged"))
+        if last:
+            if not final_newline and "tail_evidence" not in attributes:
+                attributes["tail_evidence"] = "no_final_newline"
+                ctx.warn("file does not end with a newline (cut short?)", start)
+            if attributes.get("tail_evidence") not in (None, "no_final_newline"):
+                corrupted = True
+        expunged = attributes.get("mozilla_expunged")
+        recovered = deleted or bool(expunged)
         status = attributes["status"]
         text = (f"Mail from {attributes['from'] or sender or '?'} to {attributes['to'] or '?'}: "
                 f"{attributes['subject'] or '(no subject)'}{f' [Status: {status}]' if status else ''}")
-        if attributes.get("mozilla_expunged"):
+        if expunged:
             text += " [expunged by Thunderbird, still in the file until compaction]"
         elif attributes.get("deleted_flag") or attributes.get("mozilla_imap_deleted"):
             text += " [marked deleted]"
-        return Record(data_type=f"{self.PREFIX}:message", message=text,
-                      provenance=_at(ctx.provenance, start), parser=self.NAME, order=order,
-                      timestamps=timestamps, attributes=attributes, host=ctx.host, user=ctx.user,
-                      corrupted=corrupted, recovered=recovered)
+        return Record.quick(data_type, text, _at(ctx.provenance, start), self.NAME, order, timestamps,
+                            attributes, ctx.host, ctx.user, recovered, corrupted)
 
     def _uid_gap(self, uids: UidRanges, uid_validity: int | None, next_uid: int | None,
                  ctx: ParseContext, folder: dict[str, Any], order: int) -> Record | None:

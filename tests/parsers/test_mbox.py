@@ -366,3 +366,75 @@ def test_warnings_past_the_limit_do_not_grow_the_heap():
     assert len(ctx.warnings) == MAX_WARNINGS + 1
     assert ctx.warnings[-1]["message"].startswith("199000 more warnings like these were not kept")
     assert ctx.warnings[-1]["message"].endswith("the last one at offset 199999: line 199999 unreadable")
+
+
+# -- fast paths give what the general code gives ----------------------------------------------------
+_HEADER_BLOCKS = [
+    b"Date: Mon, 5 Oct 2026 05:12:37 -0400\nSUBJECT: upper\nsubject: second\nX-IMAPbase: 17 42\n"
+    b"x-imap: 1 2\nX-Mozilla-Status2: 00200000\nx-MOZILLA-status: 0009\nReceived-SPF: pass\n"
+    b"Received: from a\n\tby b; Mon, 5 Oct 2026 05:12:39 -0400\n"
+    b"received : from c; 5 Oct 2026 05:12:38 +0000\n"
+    b"RECEIVED:\tfrom d\n  by e; Mon, 5 Oct 2026 05:12:36 -0400\nDate-Foo: not a date\nXDate: no\n"
+    b"Message-Id:  <a@b>  \nTo:\n\tfolded only\nStatus : RO\n\n",
+    b"From: caf\xe9 <x@y>\nSubject: latin-1\nReceived: one\nReceived: two\n\n",
+    b"Subject: crlf\r\nTo: a\r\n\tb\r\nReceived: x\r\nReceived: y; Mon, 5 Oct 2026 05:12:37 -0400\r\n\r\n",
+    b"no header at all\n", b"",
+]
+
+
+@pytest.mark.parametrize("block", _HEADER_BLOCKS)
+def test_header_reading_equals_a_case_insensitive_alternation(block):
+    """The trie pattern and the C-level table give what the plain IGNORECASE alternation gives."""
+    import re
+
+    from parsers.mbox import WANTED_HEADERS, _header_fields, parse_headers
+
+    plain = re.compile(rb"\n(" + b"|".join(re.escape(h.encode()) for h in WANTED_HEADERS)
+                       + rb")[ \t]*:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.IGNORECASE)
+    expected: dict[str, list[str]] = {}
+    for name, value in plain.findall(b"\n" + block):
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            text = value.decode("latin-1")
+        expected.setdefault(name.decode().lower(), []).append(text)
+    assert parse_headers(block) == expected
+    first, received, last = _header_fields(block)
+    assert first == {name: values[0] for name, values in expected.items()}
+    assert received == len(expected.get("received", ()))
+    assert last == (expected["received"][-1] if "received" in expected else None)
+
+
+@pytest.mark.parametrize("value", ["plain", "", " a  b ", "a\tb", "a\n b", "a\xa0b", "a\u2003b", "a\x1cb",
+                                   "a\x85b", "tab\t", "ok value", "é à"])
+def test_squeeze_equals_split_and_join(value):
+    from parsers.mbox import _squeeze
+
+    assert _squeeze(value) == " ".join(value.split())
+
+
+@pytest.mark.parametrize("value", [
+    "=?UTF-8?B?UsOpdW5pb24gbm90ZXM=?=", "=?utf-8?b?w6k=?=", "=?Utf-8?b?YWJj?=", "=?utf-8?B?/w==?=",
+    "=?utf-8?b?w6k?=", "=?utf-8?b??=", "=?iso-8859-1?b?6Q==?=", "=?utf-8?q?caf=C3=A9?=",
+    "Re: =?utf-8?b?w6k=?=", "=?utf-8?b?w6k=?= =?utf-8?b?w6k=?="])
+def test_single_utf8_word_fast_path_equals_the_email_module(value):
+    import email.header
+
+    from parsers.mbox import decode_header_value
+
+    try:
+        expected = str(email.header.make_header(email.header.decode_header(value)))
+    except (UnicodeError, ValueError, LookupError):
+        expected = value
+    assert decode_header_value(value) == expected
+
+
+@pytest.mark.parametrize("text", ["Mon,  5\tOct 2026 05:12:37 -0400", "Mon, 05 Oct 2026 5:12:37 +0130 (x)",
+                                  "5 Oct 2026 23:59:60 +0000", "Mon, 5 Oct 2026 24:00:00 +0000"])
+def test_fast_rfc2822_path_on_odd_spacing_equals_the_email_module(text):
+    try:
+        parsed = email.utils.parsedate_to_datetime(text)
+        expected = from_datetime(parsed) if parsed is not None else None
+    except (TypeError, ValueError):
+        expected = None
+    assert parse_rfc2822_date(text) == expected
