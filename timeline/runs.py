@@ -3,8 +3,9 @@
 Formatting a row costs far more than merging it, so it happens in worker processes: the records
 files are cut into byte ranges at line boundaries, and each worker formats its range's rows
 (:class:`timeline.lines.LineFormatter`) and sorts them into one run file in bounded memory
-(:class:`timeline.sort.ExternalSorter`). The final stage only merges the runs k-way and splits
-every line into the three timeline files (:func:`merge_runs`).
+(:class:`timeline.sort.ExternalSorter`), each row stored as its key and its three renderings on
+four lines (:data:`RUNS_FORMAT`). The final stage only merges the runs k-way and joins each
+rendering's lines into its timeline file (:func:`merge_runs`).
 
 The parse stage ends by preparing the runs of the default timeline (UTC, every row) next to
 ``records.jsonl``, in ``OUT/timeline.runs/`` with an index naming the columns and the records file
@@ -18,11 +19,12 @@ how the rows were split into runs: it is byte-identical for any number of worker
 from __future__ import annotations
 
 import contextlib
-import heapq
 import itertools
 import json
 import logging
+import mmap
 import multiprocessing
+import operator
 import os
 import shutil
 import tempfile
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.atomic import atomic_open
+from collector.bundle import _DirectPolicy, _DirectWriter
 from collector.errors import BundleError
 from collector.progress import progress
 from parsers.engine import worker_signals
@@ -40,7 +43,7 @@ from timeline import sort
 from timeline.l2tcsv import header_line
 from timeline.lines import ESCAPED, SEP, LineFormatter, TimelineOptions, key_prefix, unescape
 from timeline.rows import attribute_column, attribute_columns, placements
-from timeline.sort import READ_BUFFER, WRITE_BUFFER, ExternalSorter, reduce_runs
+from timeline.sort import READ_BUFFER, WRITE_BUFFER, ExternalSorter, grouped, merged_items, reduce_runs
 from timeline.timesketch import columns_for, csv_header
 
 log = logging.getLogger("inboxtrail.timeline")
@@ -50,11 +53,24 @@ L2TCSV = "timeline.l2t.csv"
 RUNS_DIR = "timeline.runs"
 INDEX = "index.json"
 #: Changes whenever the line layout does, so that runs of another version are never merged.
-RUNS_FORMAT = 1
+#: Format 2: a row is four lines, its key (ending ``\0\n``), its l2tcsv line (a lone ``\n`` on all
+#: but the first row of a MACB group), its CSV row and its JSONL row, the l2tcsv and CSV parts
+#: escaped as in :mod:`timeline.lines`. The final merge then never splits a line: it merges
+#: tuples of four lines and joins each rendering's lines with C-level maps.
+RUNS_FORMAT = 2
+#: What ends a key line: the ``\0`` keeps a key that is a prefix of another before it, as in the
+#: combined line (keys hold no NUL), so rows of different keys compare as their combined lines.
+KEY_END = b"\0\n"
 #: Records per formatting task: large enough to keep the final merge's fan-in small.
 CHUNK_BYTES = 256 << 20
 #: Below this, one task does all (a process pool costs more than it saves).
 MIN_CHUNK_BYTES = 1 << 20
+#: Rows joined per write in the final merge (~0.5 MB of output).
+BATCH_ROWS = 256
+#: Write buffer per timeline file: the files are written with ``O_DIRECT`` from it, whole.
+DIRECT_BUFFER = 4 << 20
+_KEY, _L2T, _CSV, _JSONL = (operator.itemgetter(index) for index in range(4))
+_NL = b"\n"
 
 
 def chunk_ranges(path: Path, count: int) -> list[tuple[int, int]]:
@@ -146,6 +162,17 @@ def scan(records_files: list[Path], options: TimelineOptions,
     return columns_for(columns), tagged
 
 
+def _write_run(lines: Iterable[bytes], path: Path) -> None:
+    """Write sorted timeline lines as a run file: each row on four lines (see :data:`RUNS_FORMAT`)."""
+    with open(path, "wb", buffering=WRITE_BUFFER) as out:
+        write = out.write
+        for line in lines:
+            key, _, parts = line.partition(SEP)
+            write(key)
+            write(KEY_END)
+            write(parts.replace(SEP, b"\n"))
+
+
 def _format_task(task: tuple[str, int, int, list[str], TimelineOptions, dict[str, list[int]], str, str]
                  ) -> tuple[str | None, int, int]:
     """Worker: one range's rows formatted and sorted into one run file (path, rows, spills)."""
@@ -156,8 +183,12 @@ def _format_task(task: tuple[str, int, int, list[str], TimelineOptions, dict[str
     add = sorter.add_lines
     for record in _records_of(path, start, end):
         add(lines(record))
-    run = sorter.finish()
-    return (str(run) if run else None), sorter.count, sorter.spilled_runs
+    run = Path(directory) / f"{name}.run"
+    with sorter.sorted_lines() as ordered:
+        if not sorter.count:
+            return None, 0, sorter.spilled_runs
+        _write_run(ordered, run)
+    return str(run), sorter.count, sorter.spilled_runs
 
 
 def format_runs(records_files: list[Path], directory: Path, columns: list[str], options: TimelineOptions,
@@ -224,7 +255,7 @@ def prepare_runs(records_path: Path, attribute_names: Iterable[str], workers: in
         runs, rows, spills = format_runs([records_path], work, columns, TimelineOptions(), workers=workers,
                                          quiet=quiet)
         index = {"format": RUNS_FORMAT, "records": {"name": records_path.name, **_identity(records_path)},
-                 "columns": columns, "rows": rows, "runs": [run.name for run in runs]}
+                 "columns": columns, "rows": rows, "runs": {run.name: run.stat().st_size for run in runs}}
         with atomic_open(work / INDEX, "w", durable=False) as handle:
             json.dump(index, handle, indent=1)
         shutil.rmtree(target, ignore_errors=True)
@@ -244,23 +275,126 @@ def load_runs(records_path: Path) -> PreparedRuns | None:
                 "name": Path(records_path).name, **_identity(Path(records_path))}:
             return None
         runs = [directory / name for name in index["runs"]]
-        if not all(run.is_file() for run in runs):
+        if not all(run.is_file() and run.stat().st_size == size for run, size in zip(
+                runs, index["runs"].values(), strict=True)):
             return None
         return PreparedRuns(directory, list(index["columns"]), runs, int(index["rows"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def _window(handle: Iterable[bytes], since: int | None, until: int | None) -> Iterator[bytes]:
-    """The lines of a sorted run whose timestamp lies in [since, until] (keys start with it)."""
-    lines: Iterator[bytes] = iter(handle)
+def _window(rows: Iterable[tuple[bytes, ...]], since: int | None,
+            until: int | None) -> Iterator[tuple[bytes, ...]]:
+    """The rows of a sorted run whose timestamp lies in [since, until] (keys start with it)."""
+    selected: Iterator[tuple[bytes, ...]] = iter(rows)
     if since is not None:
         first = key_prefix(since)
-        lines = itertools.dropwhile(lambda line: line < first, lines)
+        selected = itertools.dropwhile(lambda row: row[0] < first, selected)
     if until is not None:
         stop = key_prefix(until + 1)
-        lines = itertools.takewhile(lambda line: line < stop, lines)
-    return lines
+        selected = itertools.takewhile(lambda row: row[0] < stop, selected)
+    return selected
+
+
+def _line(row: tuple[bytes, ...]) -> bytes:
+    """The row as the combined line whose bytes give the timeline order (see :mod:`timeline.lines`)."""
+    return SEP.join((row[0][:-len(KEY_END)], row[1][:-1], row[2][:-1], row[3]))
+
+
+def _order_ties(rows: list[tuple[bytes, ...]]) -> tuple[list[tuple[bytes, ...]], int]:
+    """Rows of equal keys put in the order of their combined lines, exact duplicates dropped.
+
+    The merge compares rows as tuples of lines: the same order as the combined lines whenever
+    the keys differ, which they do but for the same row merged twice or rows of several hosts
+    that share a source, an order and a time.
+    """
+    ordered: list[tuple[bytes, ...]] = []
+    dropped = 0
+    for _, group in itertools.groupby(rows, _KEY):
+        tied = list(group)
+        if len(tied) > 1:
+            tied.sort(key=_line)
+            unique = [tied[0]]
+            unique.extend(b for a, b in itertools.pairwise(tied) if _line(a) != _line(b))
+            dropped += len(tied) - len(unique)
+            tied = unique
+        ordered.extend(tied)
+    return ordered, dropped
+
+
+def _unescaped(lines: Iterable[bytes]) -> bytes:
+    """Lines of a rendering with their escaped parts restored (a value holding ``\n`` or NUL)."""
+    return b"".join(unescape(line[:-1]) + _NL if line.startswith(ESCAPED) else line for line in lines)
+
+
+def _batches(rows: Iterator[tuple[bytes, ...]]) -> Iterator[list[tuple[bytes, ...]]]:
+    """Merged rows in lists, each ending where the key changes.
+
+    The rows of one key stay together for :func:`_order_ties`. Such a group only holds rows that
+    share a time, source, order and description (copies of one row, or rows of several inputs),
+    so it stays small.
+    """
+    held: list[tuple[bytes, ...]] = []
+    while batch := list(itertools.islice(rows, BATCH_ROWS)):
+        if held:
+            batch[:0] = held
+        last = batch[-1][0]
+        cut = len(batch) - 1
+        while cut and batch[cut - 1][0] == last:
+            cut -= 1
+        held = batch[cut:]
+        if cut:
+            yield batch[:cut]
+    if held:
+        yield held
+
+
+def _write_rows(rows: Iterator[tuple[bytes, ...]], l2t: Any, csv: Any, jsonl: Any,
+                bar: Any) -> tuple[int, int]:
+    """The hot loop of the final stage: merged rows into the three files (rows, duplicates).
+
+    A batch of rows becomes one write per file, joined by C-level maps; only a batch holding
+    rows of equal keys or an escaped part takes a slower path.
+    """
+    written = duplicates = 0
+    for batch in _batches(rows):
+        keys = list(map(_KEY, batch))
+        if any(map(operator.eq, keys, itertools.islice(keys, 1, None))):
+            batch, dropped = _order_ties(batch)
+            duplicates += dropped
+        l2t_lines = list(filter(_NL.__ne__, map(_L2T, batch)))  # a MACB group's other rows: none
+        l2t_block = b"".join(l2t_lines)
+        if ESCAPED in l2t_block:
+            l2t_block = _unescaped(l2t_lines)
+        csv_block = b"".join(map(_CSV, batch))
+        if ESCAPED in csv_block:
+            csv_block = _unescaped(map(_CSV, batch))
+        l2t.write(l2t_block)
+        csv.write(csv_block)
+        jsonl.write(b"".join(map(_JSONL, batch)))
+        written += len(batch)
+        bar.update(len(batch))
+    return written, duplicates
+
+
+@contextlib.contextmanager
+def _timeline_files(out_dir: Path) -> Iterator[tuple[Any, Any, Any]]:
+    """Writers of the three timeline files (atomic), in the order l2tcsv, CSV, JSONL.
+
+    Each is written with ``O_DIRECT`` from a page-aligned buffer (the bundle's writer): a
+    buffered write of fresh data costs the kernel a page-cache page per 4 KiB, several times the
+    CPU of the whole merge's Python work on this VM. Buffered where the file system refuses it.
+    """
+    policy = _DirectPolicy()
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for name in (L2TCSV, TIMESKETCH_CSV, TIMESKETCH_JSONL):
+            handle = stack.enter_context(atomic_open(out_dir / name, "wb", buffering=0))
+            buffer = stack.enter_context(mmap.mmap(-1, DIRECT_BUFFER))
+            writers.append(_DirectWriter(handle.fileno(), buffer, policy))
+        yield writers[0], writers[1], writers[2]
+        for writer in writers:  # before atomic_open's fsync and rename
+            writer.finish()
 
 
 def merge_runs(runs: list[Path], out_dir: Path, columns: list[str], since: int | None = None,
@@ -272,44 +406,21 @@ def merge_runs(runs: list[Path], out_dir: Path, columns: list[str], since: int |
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = duplicates = 0
     with contextlib.ExitStack() as stack:
         if len(runs) > sort.FAN_IN:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".timeline.", suffix=".part",
                                                                          dir=out_dir)))
-            runs = reduce_runs(runs, work, "merge", consume=False)
+            runs = reduce_runs(runs, work, "merge", consume=False, group=4)
         handles = [stack.enter_context(open(run, "rb", buffering=READ_BUFFER)) for run in runs]
-        streams: list[Iterable[bytes]] = handles
+        streams: list[Iterable[tuple[bytes, ...]]] = [grouped(handle, 4) for handle in handles]
         if since is not None or until is not None:
-            streams = [_window(handle, since, until) for handle in handles]
-        merged: Iterable[bytes] = heapq.merge(*streams) if len(streams) > 1 else (streams or [()])[0]
-        csv_out, jsonl_out, l2t_out = (
-            stack.enter_context(atomic_open(out_dir / name, "wb", buffering=WRITE_BUFFER))
-            for name in (TIMESKETCH_CSV, TIMESKETCH_JSONL, L2TCSV))
+            streams = [_window(stream, since, until) for stream in streams]
+        merged = merged_items(streams) if streams else iter(())
+        l2t_out, csv_out, jsonl_out = stack.enter_context(_timeline_files(out_dir))
         csv_out.write(csv_header(columns).encode("utf-8", "backslashreplace") + b"\n")
         l2t_out.write(header_line().encode() + b"\n")
         bar = stack.enter_context(progress(desc="timeline", unit="row", quiet=quiet))
-        # The hot loop of the final stage: one split and a few buffered writes per row (measured
-        # faster than batching the rows through C-level maps and joins, which allocate more).
-        write_csv, write_jsonl, write_l2t = csv_out.write, jsonl_out.write, l2t_out.write
-        previous = None
-        for line in merged:
-            if line == previous:  # exact duplicates are adjacent
-                duplicates += 1
-                continue
-            previous = line
-            _, l2t_row, csv_row, jsonl_row = line.split(SEP)
-            if ESCAPED in line:  # rare: a value holding a line break or NUL (or a raw \x02)
-                l2t_row, csv_row = (unescape(p) if p.startswith(ESCAPED) else p for p in (l2t_row, csv_row))
-            if l2t_row:
-                write_l2t(l2t_row)
-                write_l2t(b"\n")
-            write_csv(csv_row)
-            write_csv(b"\n")
-            write_jsonl(jsonl_row)
-            written += 1
-            if not written & 0xFFFF:
-                bar.update(0x10000)
+        written, duplicates = _write_rows(merged, l2t_out, csv_out, jsonl_out, bar)
     log.info("timeline: %d rows (%d duplicates dropped)", written, duplicates)
     return {"rows": written, "duplicates": duplicates,
             "files": [str(out_dir / n) for n in (TIMESKETCH_CSV, TIMESKETCH_JSONL, L2TCSV)]}

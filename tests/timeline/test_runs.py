@@ -16,9 +16,13 @@ import pytest
 from collector.timeutil import parse_iso
 from inboxtrail.cli import main
 from parsers.record import Provenance, Record, loads_record
+from timeline import runs as runs_module
 from timeline import sort as sort_module
 from timeline.build import TimelineOptions, build_timeline
-from timeline.runs import RUNS_DIR, load_runs, prepare_runs, remove_runs
+from timeline.l2tcsv import header_line
+from timeline.lines import ESCAPED, SEP, LineFormatter, unescape
+from timeline.runs import RUNS_DIR, load_runs, prepare_runs, remove_runs, scan
+from timeline.timesketch import csv_header
 
 FILES = ("timeline.csv", "timeline.jsonl", "timeline.l2t.csv")
 BASE = 1_791_900_000_000_000  # 2026-10-13T14:00:00Z
@@ -144,6 +148,51 @@ def test_many_runs_merge_in_passes(records_file, tmp_path, monkeypatch):
     result = build_timeline([records_file], tmp_path / "small", quiet=True)
     assert result["spilled_runs"] > 20 and result["rows"] == reference["rows"]
     assert _bytes(tmp_path / "small") == _bytes(tmp_path / "ref")
+
+
+def _reference(records_files: list[Path]) -> dict[str, bytes]:
+    """The three files by the timeline's definition: every row's line sorted as bytes, exact
+    duplicates dropped, each line split into its l2tcsv, CSV and JSONL parts."""
+    columns, _ = scan(records_files, TimelineOptions())
+    formatter = LineFormatter(columns)
+    lines = sorted({line for path in records_files for raw in path.read_bytes().splitlines()
+                    for line in formatter.lines(loads_record(raw))})
+    l2t, csv_rows, jsonl = [header_line().encode() + b"\n"], [csv_header(columns).encode() + b"\n"], []
+    for line in lines:
+        _, l2t_part, csv_part, jsonl_part = line.split(SEP)
+        l2t_part, csv_part = (unescape(p) if p.startswith(ESCAPED) else p for p in (l2t_part, csv_part))
+        if l2t_part:
+            l2t.append(l2t_part + b"\n")
+        csv_rows.append(csv_part + b"\n")
+        jsonl.append(jsonl_part)
+    return {"timeline.l2t.csv": b"".join(l2t), "timeline.csv": b"".join(csv_rows),
+            "timeline.jsonl": b"".join(jsonl)}
+
+
+def test_rows_of_equal_keys_merge_in_line_order(tmp_path, monkeypatch):
+    # Several records files whose rows share keys (same time, source, order and description):
+    # one file twice (exact duplicates), and a row whose l2tcsv line is another's followed by a
+    # tab, which sorts before the other's line break but after the combined line's NUL.
+    def record(value: str, host: str = "h1") -> Record:
+        return Record(data_type="shell:bash:command", message="same", parser="bash_history", order=7,
+                      provenance=Provenance(bundle_path="files/p1/x", source_path="/x", sha256=None),
+                      timestamps={"Command Executed Time": BASE}, attributes={"zz": value}, host=host)
+
+    cases = {"a": [*_records(), record("v\tX")], "b": [record("v"), record("w", host="h2")]}
+    files = []
+    for name, records in {**cases, "a2": cases["a"]}.items():
+        path = tmp_path / name / "records.jsonl"
+        path.parent.mkdir()
+        path.write_bytes(b"".join(r.to_json_bytes() + b"\n" for r in records))
+        files.append(path)
+    monkeypatch.setattr(runs_module, "CHUNK_BYTES", 2000)  # many runs per file
+    monkeypatch.setattr(sort_module, "FAN_IN", 3)  # the final merge reduces them in passes
+    result = build_timeline(files, tmp_path / "out", quiet=True)
+    expected = _reference(files)
+    assert _bytes(tmp_path / "out") == expected
+    assert result["duplicates"] == len(_records()) + 1 + 2  # file "a" again; its mbox message has 3 rows
+    tabbed = [line for line in expected["timeline.l2t.csv"].splitlines() if b"zz: v" in line]
+    assert tabbed == sorted(tabbed, key=lambda line: line + b"\0") and len(tabbed) == 2
 
 
 def test_records_lines_round_trip_exactly():
