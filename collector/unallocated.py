@@ -605,7 +605,10 @@ def _add_carved(writer: BundleWriter, fs: FileSystemView, item: Carved,
         opener=lambda: io.BufferedReader(_VolumeRange(read, item.start, item.end), CHUNK))
     ctx = CollectContext(artifact=item.kind, category="carved", pattern=pattern,
                          parsers=CARVE_PARSERS[item.kind], filesystem=fs.label)
-    writer.add_file(entry, ctx, extra={"carved_offset": item.start, "reason": reason})
+    extra: dict[str, Any] = {"carved_offset": item.start, "reason": reason}
+    if origin is not None:
+        extra["slack_of"] = origin.path
+    writer.add_file(entry, ctx, extra=extra)
 
 
 def _free_runs(fs_info: pytsk3.FS_Info, read: Callable[[int, int], bytes]

@@ -950,6 +950,8 @@ class MboxParser(Parser):
         skipped and where each copy is. UID gaps and rewrites are not judged on a fragment.
         """
         base = int(ctx.entry.get("carved_offset") or 0)
+        slack_of = ctx.entry.get("slack_of")  # the allocated file whose slack held the run
+        where = f"the slack of {slack_of}" if slack_of else "unallocated blocks"
         root = bundle_root(fh, ctx.provenance.bundle_path)
         known = carved_context(root) if root is not None else None
         if known is None:
@@ -977,24 +979,27 @@ class MboxParser(Parser):
             attributes.update(
                 offset_in_carved_run=attributes["offset"], offset=base + attributes["offset"],
                 carved_offset=base, carved_run=ctx.provenance.source_path,
+                **({"slack_of": slack_of} if slack_of else {}),
                 mailbox=mailbox or address or ctx.provenance.source_path,
                 attributed_address=address, attributed_by=header, duplicate_check=(
                     "no other copy with this Message-ID in the bundle" if known is not None and message_id
                     else "not checked (no Message-ID)" if known is not None else "not checked"))
-            text = (record.message + f" [carved from unallocated blocks at byte {attributes['offset']}"
+            text = (record.message + f" [carved from {where} at byte {attributes['offset']}"
                     + (f"; mailbox {attributes['mailbox']} by {header}" if address else "") + "]")
             yield dataclasses.replace(record, attributes=attributes, message=text, order=order,
                                       provenance=_at(ctx.provenance, attributes["offset"]), recovered=True)
             order += 1
             kept += 1
-        bounds = {"Not before: newest delivery in the run (its blocks were freed later)": newest} \
+        freed = "it became slack later" if slack_of else "its blocks were freed later"
+        bounds = {f"Not before: newest delivery in the run ({freed})": newest} \
             if newest is not None else {}
         skipped = len(duplicates)
-        text = (f"{kept + skipped} message(s) carved from unallocated blocks of {ctx.provenance.filesystem} "
+        text = (f"{kept + skipped} message(s) carved from {where} of {ctx.provenance.filesystem} "
                 f"at byte {base}: {kept} not found elsewhere in the bundle, {skipped} skipped as copies of "
                 f"messages still present (same Message-ID)")
         attributes = {"evidence": "carved_run", "carved_offset": base,
-                      "size": len(buf), "messages": kept + skipped, "new_messages": kept,
+                      **({"slack_of": slack_of} if slack_of else {}), "size": len(buf),
+                      "messages": kept + skipped, "new_messages": kept,
                       "duplicates_skipped": skipped, "duplicates": duplicates[:100],
                       "duplicate_handling": "skipped: a copy with the same Message-ID is in the bundle"}
         yield Record(data_type=f"{self.PREFIX}:carved_run", message=text,

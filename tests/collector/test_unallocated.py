@@ -288,6 +288,7 @@ def _assert_slack_run(bundle: Path, out: Path, live: str, inode: int, cluster: i
                  hashlib.sha256(SLACK_RUN).hexdigest(),
                  f"carved from the slack of {live} (inode {inode}) of {carved[0]['filesystem']} at byte "
                  f"{offset} ({len(SLACK_RUN)} bytes)", "recovered", True, "(file slack)")]
+    assert carved[0]["slack_of"] == live
     assert (bundle / carved[0]["bundle_path"]).read_bytes() == SLACK_RUN
     parse_bundle(bundle, out, quiet=True)
     records = [r for r in _records(out) if r["provenance"]["source_path"] == carved[0]["source_path"]]
@@ -295,7 +296,11 @@ def _assert_slack_run(bundle: Path, out: Path, live: str, inode: int, cluster: i
     assert [(m["attributes"]["message_id"], m["recovered"], m["provenance"]["offset"],
              m["attributes"]["mailbox"], m["attributes"]["attributed_by"]) for m in messages] == [
         ("<gone-2@example.org>", True, offset, mailbox, "Delivered-To")]
+    assert messages[0]["attributes"]["slack_of"] == live
+    assert f" [carved from the slack of {live} at byte {offset}; mailbox " in messages[0]["message"]
     summary = next(r for r in records if r["data_type"] == "mail:mbox:carved_run")
+    assert summary["message"].startswith(f"2 message(s) carved from the slack of {live} of ")
+    assert summary["attributes"]["slack_of"] == live
     assert summary["attributes"]["messages"] == 2 and summary["attributes"]["new_messages"] == 1
     assert summary["attributes"]["duplicates"] == [{
         "message_id": "<kept-1@example.org>", "offset": offset + len(GONE), "copy": f"{live} (live file)"}]
