@@ -92,8 +92,8 @@ _GAPS: dict[str, tuple[Callable[[dict, list[dict]], bool], Callable[[dict, list[
 
 
 def _carved(line: dict) -> bool:
-    """A line carved from unallocated space rather than named by the file system."""
-    return line["source_path"].startswith("/$Unallocated/")
+    """A line carved from unallocated space or file slack rather than named by the file system."""
+    return line["source_path"].startswith(("/$Unallocated/", "/$Slack/"))
 _XFAIL = {
     "ntfs-mbr-qcow2-compressed": (
         "libqcow-python 20260703 reads 9 of the 65 zlib-compressed clusters that qemu-img 7.2 "
