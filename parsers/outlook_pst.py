@@ -5,9 +5,12 @@ Recoverable Items tree, then purges them. Each stage leaves traces the examiner 
 items still sitting in Deleted Items or Recoverable Items (tagged by attribute so the rule engine
 flags them; under Recoverable Items, ``recoverable_items_folder`` says which subfolder, because
 Deletions means soft-deleted and Purges means purged while Audits or Versions mean neither), items
-the PST's descriptor index still holds but no folder references (libpff's *orphan* items) and, where
-the binding offers it, items libpff recovers from freed blocks. Both of the latter are emitted with
-``recovered=True``.
+the PST's descriptor index still holds but no folder references (libpff's *orphan* items) and items
+libpff recovers from freed blocks. Both of the latter are emitted with ``recovered=True``. The
+libpff-python wheel binds no item recovery, so where it lacks ``recover_items`` the recovered items
+come from libpff's own exporter, ``pffexport -m recovered`` (Debian ``pff-tools``), run on the file
+into a private temporary directory; its entries that only repeat an item still present (old B-tree
+pages) are stale copies, not deleted mail, and are counted rather than emitted.
 
 Deleted Items is found through the message store's ``PR_IPM_WASTEBASKET_ENTRYID`` (so a localised
 folder name still works), with the English names as a fallback. Properties are read from the raw
@@ -17,13 +20,22 @@ have no typed pypff object but still carry subject, class and times.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
+import logging
+import os
+import re
+import shutil
 import struct
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from pathlib import Path
 from typing import Any, BinaryIO
 
-from collector.timeutil import from_filetime
+from collector.timeutil import FILETIME_UNIX_OFFSET, from_filetime
 from parsers.base import ParseContext, Parser
 from parsers.record import Record
 
@@ -87,6 +99,20 @@ TIME_PROPS = (("Client Submit Time", PR_CLIENT_SUBMIT_TIME),
               ("Creation Time", PR_CREATION_TIME),
               ("Modification Time", PR_LAST_MODIFICATION_TIME),
               ("Deletion Time", PR_DELETED_ON))
+
+log = logging.getLogger("inboxtrail.parse")
+#: pffexport's OutlookHeaders.txt labels -> the timestamp descriptions of live items.
+PFFEXPORT_TIMES = {"client submit time": "Client Submit Time", "delivery time": "Delivery Time",
+                   "creation time": "Creation Time", "modification time": "Modification Time"}
+#: pffexport's time format: ``Jun 21, 2011 23:46:39.234000000 UTC`` (libfdatetime, ctime style).
+_PFF_TIME = re.compile(r"([A-Z][a-z]{2}) (\d{2}), (\d{4}) (\d{2}):(\d{2}):(\d{2})\.(\d{9}) UTC$")
+_MONTHS = {name: index for index, name in enumerate(calendar.month_abbr) if name}
+#: An exported item folder: its type and pffexport's 1-based recovered item number.
+_ITEM_DIR = re.compile(r"([A-Za-z]+)(\d{5,})$")
+#: Lines of OutlookHeaders.txt / Recipients.txt / InternetHeaders.txt read at most (per file).
+_MAX_LINE, _MAX_LINES, _MAX_HEADER_BYTES = 65_536, 4_096, 1 << 20
+#: pffexport time limit: a floor, plus one second per this many bytes of PST.
+_PFFEXPORT_FLOOR_S, _PFFEXPORT_BYTES_PER_S = 120.0, 4_000_000
 
 
 
@@ -187,6 +213,49 @@ class _Folder:
     seen: set[int] = field(default_factory=set)
 
 
+_MATCH_TIMES = ("Client Submit Time", "Delivery Time")
+
+
+def _item_keys(attributes: dict[str, Any], timestamps: dict[str, int],
+               first_time_only: bool) -> list[tuple[Any, ...]]:
+    """Keys by which two items are one message: the Message-ID, and subject + sender + client
+    submit time (or, with ``first_time_only`` and no submit time, + delivery time: old copies of a
+    sent item may lack the submit time)."""
+    keys: list[tuple[Any, ...]] = []
+    if attributes.get("message_id"):
+        keys.append(("id", attributes["message_id"]))
+    for description in _MATCH_TIMES:
+        if description in timestamps:
+            keys.append((description, attributes.get("subject"), attributes.get("sender_name"),
+                         timestamps[description]))
+            if first_time_only:
+                break
+    return keys
+
+
+class _PresentItems:
+    """The items a PST still holds (in folders or as orphans), to tell a stale copy libpff recovers
+    from an old B-tree page apart from a message that is gone."""
+
+    def __init__(self) -> None:
+        self._keys: set[tuple[Any, ...]] = set()
+
+    def noted(self, records: Iterator[Record]) -> Iterator[Record]:
+        """Pass ``records`` through, remembering every item's keys."""
+        for record in records:
+            if record.data_type == "mail:outlook:item":
+                self._keys.update(_item_keys(record.attributes, record.timestamps, False))
+            yield record
+
+    def seen(self, attributes: dict[str, Any], timestamps: dict[str, int]) -> bool:
+        """True when the item matches one seen before; it is remembered either way (so a second
+        recovered copy of a gone message is a stale copy too)."""
+        keys = _item_keys(attributes, timestamps, True)
+        known = any(key in self._keys for key in keys)
+        self._keys.update(keys)
+        return known
+
+
 class OutlookPstParser(Parser):
     """Outlook personal (.pst), offline (.ost) and nickname (.nst) stores."""
 
@@ -225,10 +294,13 @@ class OutlookPstParser(Parser):
             except _PFF_ERRORS as exc:
                 ctx.warn(f"root folder unreadable: {exc}")
                 root = None
+            present = _PresentItems()
             if root is not None:
-                yield from self._walk(root, _Folder(path="", identifier=root.identifier), wastebasket,
-                                      ctx, depth=0)
-            yield from self._extra_items(pff, ctx)
+                yield from present.noted(self._walk(root, _Folder(path="", identifier=root.identifier),
+                                                    wastebasket, ctx, depth=0))
+            yield from present.noted(self._extra_items(pff, ctx))
+            if getattr(pff, "recover_items", None) is None:
+                yield from self._pffexport_items(fh, ctx, present)
         finally:
             try:
                 pff.close()
@@ -424,3 +496,197 @@ class OutlookPstParser(Parser):
         record = self._folder_record(folder, info, ctx)
         attributes = dict(record.attributes, recovered_item=True, origin="orphan")
         return dataclasses.replace(record, attributes=attributes, recovered=True)
+
+    # -- items recovered from freed blocks, through pffexport ---------------------------------
+    def _pffexport_items(self, fh: BinaryIO, ctx: ParseContext,
+                         present: _PresentItems) -> Iterator[Record]:
+        """libpff's recovered items as pffexport exports them, less stale copies of present items."""
+        exe = shutil.which("pffexport")
+        if exe is None:
+            ctx.warn("recovery of items from freed blocks skipped: it needs pffexport (Debian "
+                     "pff-tools), which is not on PATH, and the installed pypff binds no recover_items")
+            return
+        path = getattr(fh, "name", None)
+        if not isinstance(path, str) or not os.path.isfile(path):
+            ctx.warn("recovery of items from freed blocks skipped: pffexport needs a local file and "
+                     "this PST is read from a stream")
+            return
+        with tempfile.TemporaryDirectory(prefix="inboxtrail-pffexport-") as work:
+            run = _run_pffexport(exe, path, Path(work), ctx)
+            if run is None:
+                return
+            unreadable, skipped, total = run
+            kept = stale = 0
+            for number, folder in _exported_items(Path(work) / "export.recovered"):
+                record = self._exported_record(folder, number, ctx)
+                if record is None:
+                    unreadable += 1
+                elif present.seen(record.attributes, record.timestamps):
+                    stale += 1
+                else:
+                    kept += 1
+                    self._order += 1
+                    yield record
+        summary = (f"pffexport recovered {total} entries from freed blocks: {kept} message(s) no "
+                   f"longer in the PST, {stale} stale copies of items still present (not emitted), "
+                   f"{skipped} of types it does not export, {unreadable} unreadable")
+        if kept:
+            ctx.warn(summary)
+        else:
+            log.debug("%s: %s", ctx.provenance.source_path, summary)
+
+    def _exported_record(self, folder: Path, number: int, ctx: ParseContext) -> Record | None:
+        """A record for one exported item folder (at the next order, which the caller takes only if
+        it keeps the record), or None when its OutlookHeaders.txt is unusable."""
+        fields = _key_values(folder / "OutlookHeaders.txt")
+        if not fields:
+            return None
+        timestamps = {description: micros for label, description in PFFEXPORT_TIMES.items()
+                      if (micros := _pff_time(fields.get(label))) is not None}
+        flags = _hex(fields.get("flags"))
+        subject = _clean_subject(fields.get("subject"))
+        sender = fields.get("sender name") or fields.get("sent representing name")
+        recipients = _exported_recipients(folder / "Recipients.txt")
+        size = fields.get("size")
+        attributes: dict[str, Any] = {
+            "folder_path": None, "identifier": None, "message_class": None, "subject": subject,
+            "sender_name": sender, "sender_email": fields.get("sender email address"),
+            "display_to": None, "display_cc": None, "recipients": recipients,
+            "message_id": _message_id(folder / "InternetHeaders.txt"), "message_flags": flags,
+            "read": bool(flags & MSGFLAG_READ) if flags is not None else None,
+            "size": int(size) if size and size.isdigit() else None, "origin": "recovered",
+            "store": ctx.provenance.source_path, "recovered_item": True,
+            "recovered_by": "pffexport", "recovered_number": number}
+        to = ", ".join(r.get("email") or r.get("name") or "?" for r in recipients) or "?"
+        text = (f"Outlook item in (recovered item, no folder) from {sender or '?'} to {to}: "
+                f"{subject or '(no subject)'}")
+        record = Record(data_type="mail:outlook:item", message=text, provenance=ctx.provenance,
+                        parser=self.NAME, order=self._order, timestamps=timestamps,
+                        attributes=attributes, host=ctx.host, user=ctx.user, recovered=True)
+        return record
+
+
+def _run_pffexport(exe: str, path: str, work: Path,
+                   ctx: ParseContext) -> tuple[int, int, int] | None:
+    """Run ``pffexport -m recovered`` into ``work``; (unreadable, skipped, total) entries it
+    reported, or None (with a warning) when it failed or ran out of time."""
+    limit = max(_PFFEXPORT_FLOOR_S, os.path.getsize(path) / _PFFEXPORT_BYTES_PER_S)
+    out_path, err_path = work / "stdout.txt", work / "stderr.txt"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        try:
+            done = subprocess.run([exe, "-m", "recovered", "-q", "-t", str(work / "export"), path],
+                                  stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=limit,
+                                  check=False, env={**os.environ, "LC_ALL": "C.UTF-8"})
+        except subprocess.TimeoutExpired:
+            ctx.warn(f"recovery of items from freed blocks skipped: pffexport took longer than "
+                     f"{limit:.0f} s")
+            return None
+        except OSError as exc:
+            ctx.warn(f"recovery of items from freed blocks skipped: pffexport did not run: {exc}")
+            return None
+    unreadable = skipped = total = 0
+    for line in _lines(out_path, max_lines=None):
+        if line.startswith("Unable to retrieve type of item "):
+            unreadable += 1
+        elif line.startswith("Skipped item "):
+            skipped += 1
+        if (found := re.search(r" out of (\d+)", line)) is not None:
+            total = int(found.group(1))
+    if done.returncode != 0:
+        reason = f"exit status {done.returncode}"
+        for line in _lines(err_path, max_lines=None):
+            reason = line.strip() or reason
+        ctx.warn(f"recovery of items from freed blocks failed: pffexport: {reason}")
+        return None
+    return unreadable, skipped, total
+
+
+def _lines(path: Path, max_lines: int | None = _MAX_LINES) -> Iterator[str]:
+    """The lines of a text file pffexport wrote (UTF-8, odd bytes replaced), each cut at
+    :data:`_MAX_LINE` characters and at most ``max_lines`` of them, so a damaged entry cannot
+    exhaust memory."""
+    count = 0
+    try:
+        with path.open("r", encoding="utf-8", errors="replace", newline=None) as handle:
+            while max_lines is None or count < max_lines:
+                line = handle.readline(_MAX_LINE)
+                if not line:
+                    return
+                count += 1
+                yield line.rstrip("\r\n")
+    except OSError:
+        return
+
+
+def _exported_items(recovered: Path) -> Iterator[tuple[int, Path]]:
+    """(number, folder) of every item folder pffexport exported, in its numbering order. Folders
+    it recovered (named after the folder, or ``FolderNNNNN``) are not items and are left out."""
+    try:
+        names = [entry.name for entry in os.scandir(recovered) if entry.is_dir()]
+    except OSError:
+        return
+    items = [(int(match.group(2)), match.group(1), name) for name in names
+             if (match := _ITEM_DIR.fullmatch(name)) and match.group(1) != "Folder"]
+    for number, _, name in sorted(items):
+        if (recovered / name / "OutlookHeaders.txt").is_file():
+            yield number, recovered / name
+
+
+def _key_values(path: Path) -> dict[str, str]:
+    """``Label:<tabs>value`` lines as lower-cased label -> value (lines with no value skipped,
+    the first occurrence kept)."""
+    fields: dict[str, str] = {}
+    for line in _lines(path):
+        label, colon, value = line.partition(":")
+        value = value.strip()
+        if colon and value and not line.startswith("\t"):
+            fields.setdefault(label.strip().lower(), value)
+    return fields
+
+
+def _exported_recipients(path: Path) -> list[dict[str, Any]]:
+    """Recipients.txt: blocks of ``Display name``/``Email address``/``Recipient type`` lines
+    separated by blank lines, in the shape of live items' recipients."""
+    recipients: list[dict[str, Any]] = []
+    block: dict[str, str] = {}
+    for line in [*_lines(path), ""]:
+        label, colon, value = line.partition(":")
+        if colon and value.strip():
+            block.setdefault(label.strip().lower(), value.strip())
+        elif not line.strip() and block:
+            kind = block.get("recipient type")
+            recipients.append({"name": block.get("display name"), "email": block.get("email address"),
+                               "type": kind.lower() if kind else None})
+            block = {}
+    return recipients
+
+
+def _message_id(path: Path) -> str | None:
+    """The Message-ID of InternetHeaders.txt (the transport headers), if it has one."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(_MAX_HEADER_BYTES)
+    except OSError:
+        return None
+    value = BytesHeaderParser().parsebytes(head).get("Message-ID")
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None
+
+
+def _pff_time(text: str | None) -> int | None:
+    """µs for a pffexport time, through the FILETIME it printed (so 1601-01-01, "not set", is
+    None as for live items); None for anything else."""
+    match = _PFF_TIME.match(text or "")
+    if match is None or match.group(1) not in _MONTHS:
+        return None
+    month, day, year, hour, minute, second, nanos = match.groups()
+    seconds = calendar.timegm((int(year), _MONTHS[month], int(day), int(hour), int(minute),
+                               int(second), 0, 0, 0))
+    return from_filetime(seconds * 10_000_000 + FILETIME_UNIX_OFFSET + int(nanos) // 100)
+
+
+def _hex(text: str | None) -> int | None:
+    """The ``0x...`` number at the start of a value such as ``0x00000011 (Read, Has attachments)``."""
+    match = re.match(r"0x([0-9a-fA-F]+)", text or "")
+    return int(match.group(1), 16) if match else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +34,15 @@ def _parse(path: Path) -> tuple[list[Record], ParseContext]:
         return list(OutlookPstParser().parse(handle, ctx)), ctx
 
 
+def _warnings(ctx: ParseContext) -> list[dict]:
+    """The parse warnings, less the one saying freed-block recovery was skipped for want of
+    pffexport (Debian pff-tools): a machine without the tool gives it for every PST."""
+    if shutil.which("pffexport") is not None:
+        return ctx.warnings
+    return [w for w in ctx.warnings if not w["message"].startswith(
+        "recovery of items from freed blocks skipped: it needs pffexport")]
+
+
 @pytest.fixture(scope="module")
 def pst_records() -> tuple[list[Record], ParseContext]:
     return _parse(corpus_path("mail/extra/Outlook.pst"))
@@ -46,7 +56,7 @@ def test_corpus_pst_item_counts_per_folder(pst_records):
         "/Top of Personal Folders/Inbox": 8, "/Top of Personal Folders/Sent Items": 6,
         "/Top of Personal Folders/Calendar": 1, "/Top of Personal Folders/Contacts": 1,
         "/Freebusy Data": 1}
-    assert ctx.warnings == []
+    assert _warnings(ctx) == []
     assert not any(r.recovered or r.corrupted for r in records)
 
 
@@ -181,7 +191,7 @@ def test_orphan_item_is_recovered_and_tagged(tmp_path):
     assert orphan.message == ("Outlook IPM.Note in (orphan item, no folder) from Saqib Razzaq to "
                               "saqib.razzaq@xp.local: Multiple attachments")
     assert default_engine().tag(orphan).tags == ("T1070.008", "mail_client_outlook_orphan_or_recovered")
-    assert [w["message"] for w in ctx.warnings] == [
+    assert [w["message"] for w in _warnings(ctx)] == [
         "/Top of Personal Folders/Inbox: the folder counts 8 messages but only 7 are linked to it "
         "in the descriptor index (orphaned or unreadable items)"]
 
@@ -250,7 +260,7 @@ def test_dumpster_fixture_is_a_valid_pst(dumpster_pst):
     assert [row.variable[0x3001001F].decode("utf-16-le") for row in hierarchy.rows] == ["Deletions", "Purges"]
 
     records, ctx = _parse(dumpster_pst)
-    assert ctx.warnings == []
+    assert _warnings(ctx) == []
     items = [r for r in records if r.data_type == "mail:outlook:item"]
     assert len(items) == 17 and not any(r.corrupted or r.recovered for r in items)
 
@@ -354,7 +364,7 @@ def test_user_folder_named_purges_is_not_the_dumpster(tmp_path):
     target = tmp_path / "purges.pst"
     pst.save(target)
     records, ctx = _parse(target)
-    assert ctx.warnings == []
+    assert _warnings(ctx) == []
     purges = [r for r in records if r.attributes["folder_path"] == "/Top of Personal Folders/Purges"]
     assert len(purges) == 7  # the folder and its 6 messages
     assert not any("in_recoverable_items" in r.attributes or "recoverable_items_folder" in r.attributes
@@ -362,28 +372,183 @@ def test_user_folder_named_purges_is_not_the_dumpster(tmp_path):
     assert [r for r in (default_engine().tag(r) for r in records) if r.tags] == []
 
 
-def test_hard_deleted_item_is_gone_and_pypff_cannot_recover_it(tmp_path):
-    """An item freed as Outlook frees it (contents-table row and index entries removed, blocks
-    freed, the old B-tree pages left in free space) is what libpff's item recovery looks for, but
-    the installed pypff binds no ``recover_items``/``get_recovered_item``: the item yields no record
-    and no warning. This pins that gap: once the binding offers recovery, assert the record."""
+# -- Items freed as Outlook frees them, recovered through pffexport ------------------------------
+needs_pffexport = pytest.mark.skipif(
+    shutil.which("pffexport") is None,
+    reason="pffexport (Debian pff-tools) is not installed: libpff's item recovery is unavailable")
+MESSAGE_1 = 2097700  # Inbox, "message 1"
+RECOVERED_TAGS = ("T1070.008", "mail_client_outlook_orphan_or_recovered")
+
+
+@pytest.fixture(scope="module")
+def freed_pst(tmp_path_factory) -> Path:
+    """The corpus PST with Inbox's "message 1" freed the way Outlook frees it: contents-table row
+    and index entries removed, blocks freed, the old B-tree pages left in free space."""
+    pst = Pst(corpus_path("mail/extra/Outlook.pst"))
+    freed = pst.free_item(MESSAGE_1)
+    assert len(freed) == 5  # the property context, its subnode block and three subnode blocks
+    target = tmp_path_factory.mktemp("pst") / "freed.pst"
+    pst.save(target)
+    return target
+
+
+def test_freed_item_is_gone_from_its_folder(freed_pst):
+    """Whatever recovers it, the freed item is no longer a folder item; pypff binds no recovery."""
     import pypff
 
-    pst = Pst(corpus_path("mail/extra/Outlook.pst"))
-    freed = pst.free_item(2097700)  # Inbox, "message 1"
-    assert len(freed) == 5  # the property context, its subnode block and three subnode blocks
-    target = tmp_path / "freed.pst"
-    pst.save(target)
     assert not hasattr(pypff.file, "recover_items")
-    records, ctx = _parse(target)
-    assert ctx.warnings == []
+    records, _ = _parse(freed_pst)
     inbox = [r for r in records if r.data_type == "mail:outlook:item"
              and r.attributes["folder_path"] == "/Top of Personal Folders/Inbox"]
     assert [r.attributes["subject"] for r in inbox] == [
         "Multiple attachments", "HTML body", "this message contains embedded MSG",
         "check sent date of this message", "message 2", "Microsoft Office Outlook Test Message",
         "Microsoft Outlook Test Message"]
-    assert not any(r.recovered for r in records)
     (folder,) = [r for r in records if r.attributes["folder_path"] == "/Top of Personal Folders/Inbox"
                  and r.data_type == "mail:outlook:folder"]
     assert (folder.attributes["message_count"], folder.attributes["content_count"]) == (7, 7)
+
+
+@needs_pffexport
+def test_hard_deleted_item_is_recovered_by_pffexport(freed_pst):
+    records, ctx = _parse(freed_pst)
+    assert len([r for r in records if r.data_type == "mail:outlook:item"]) == 17
+    (recovered,) = [r for r in records if r.recovered]
+    assert recovered is records[-1] and recovered.order == len(records) - 1
+    assert recovered.data_type == "mail:outlook:item" and not recovered.corrupted
+    assert recovered.attributes == {
+        "folder_path": None, "identifier": None, "message_class": None, "subject": "message 1",
+        "sender_name": "Saqib Razzaq", "sender_email": "saqib.razzaq@xp.local",
+        "display_to": None, "display_cc": None,
+        "recipients": [{"name": "saqib.razzaq@xp.local", "email": "saqib.razzaq@xp.local", "type": "to"}],
+        "message_id": "<000001cc306d$76f41d20$64dc5760$@razzaq@xp.local>", "message_flags": 0,
+        "read": False, "size": 6228, "origin": "recovered", "store": SOURCE, "recovered_item": True,
+        "recovered_by": "pffexport", "recovered_number": 30}
+    # The times of the message while it was in Inbox (see the dumpster test's Deletions/message 1).
+    assert {k: iso_utc(v) for k, v in recovered.timestamps.items()} == {
+        SUBMIT: "2011-06-21T23:46:39.000000+00:00", DELIVERY: "2011-06-21T23:46:39.000000+00:00",
+        CREATION: "2011-06-21T23:46:39.234000+00:00", MODIFIED: "2011-06-21T23:48:08.671000+00:00"}
+    assert recovered.message == ("Outlook item in (recovered item, no folder) from Saqib Razzaq to "
+                                 "saqib.razzaq@xp.local: message 1")
+    assert (recovered.host, recovered.user) == ("xp", "saqib")
+    tagged = default_engine().tag(recovered)
+    assert tagged.tags == RECOVERED_TAGS and tagged.attributes["severity"] == "high"
+    # The other messages pffexport exports are stale copies of present items: counted, not emitted.
+    assert [w["message"] for w in ctx.warnings] == [
+        "pffexport recovered 33 entries from freed blocks: 1 message(s) no longer in the PST, "
+        "2 stale copies of items still present (not emitted), 2 of types it does not export, "
+        "17 unreadable"]
+
+
+@needs_pffexport
+def test_stale_copies_in_the_corpus_pst_are_not_recovered_items(tmp_path):
+    """Nothing was freed in the corpus PST, but its free space holds old copies of two items still
+    present (Inbox's and Sent Items' "Multiple attachments", one without a submit time): pffexport
+    exports both, and neither is a record."""
+    from parsers.outlook_pst import _exported_items, _key_values, _run_pffexport
+
+    source = corpus_path("mail/extra/Outlook.pst")
+    ctx = _ctx()
+    assert _run_pffexport(shutil.which("pffexport"), str(source), tmp_path, ctx) == (17, 2, 34)
+    exported = [(number, _key_values(folder / "OutlookHeaders.txt"))
+                for number, folder in _exported_items(tmp_path / "export.recovered")]
+    assert [(n, f["subject"], f.get("client submit time"), f["delivery time"]) for n, f in exported] == [
+        (19, "Multiple attachments", "Jun 21, 2011 23:51:07.000000000 UTC",
+         "Jun 21, 2011 23:51:07.000000000 UTC"),
+        (28, "Multiple attachments", None, "Jun 21, 2011 23:51:00.000000000 UTC")]
+    records, ctx = _parse(source)
+    assert not any(r.recovered for r in records) and ctx.warnings == []
+
+
+@needs_pffexport
+def test_pffexport_time_limit_is_a_warning(freed_pst, monkeypatch):
+    import parsers.outlook_pst as outlook
+
+    monkeypatch.setattr(outlook, "_PFFEXPORT_FLOOR_S", 0.0)
+    monkeypatch.setattr(outlook, "_PFFEXPORT_BYTES_PER_S", 1e15)
+    records, ctx = _parse(freed_pst)
+    assert not any(r.recovered for r in records)
+    assert [w["message"] for w in ctx.warnings] == [
+        "recovery of items from freed blocks skipped: pffexport took longer than 0 s"]
+
+
+def test_without_pffexport_recovery_is_skipped_with_a_warning(freed_pst, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no pffexport on it
+    records, ctx = _parse(freed_pst)
+    assert len([r for r in records if r.data_type == "mail:outlook:item"]) == 16
+    assert not any(r.recovered for r in records)
+    assert [(w["path"], w["message"]) for w in ctx.warnings] == [(
+        SOURCE, "recovery of items from freed blocks skipped: it needs pffexport (Debian pff-tools), "
+        "which is not on PATH, and the installed pypff binds no recover_items")]
+
+
+@needs_pffexport
+def test_pst_read_from_a_stream_skips_recovery_with_a_warning(freed_pst):
+    ctx = _ctx()
+    records = list(OutlookPstParser().parse(io.BytesIO(freed_pst.read_bytes()), ctx))
+    assert len(records) == 42 and not any(r.recovered for r in records)
+    assert [w["message"] for w in ctx.warnings] == [
+        "recovery of items from freed blocks skipped: pffexport needs a local file and this PST is "
+        "read from a stream"]
+
+
+def test_pffexport_output_read_defensively(tmp_path):
+    """Item folders in pffexport's numbering order; folders, entries without headers, lines with
+    no value, bytes that are not UTF-8 and a "not set" time (1601) are passed over."""
+    from parsers.outlook_pst import _exported_items, _exported_recipients, _key_values, _pff_time
+
+    recovered = tmp_path / "export.recovered"
+    for name in ("Message00100", "Message00009", "Folder00002", "Appointment00010", "Message00011",
+                 "Inbox"):
+        (recovered / name).mkdir(parents=True)
+    for name in ("Message00100", "Message00009", "Folder00002", "Appointment00010"):
+        (recovered / name / "OutlookHeaders.txt").write_bytes(
+            b"Message:\nSubject:\t\t\t\tCaf\xe9 \xc3\xa9t\xc3\xa9\nSize:\t\t\nReminder time:\t\t"
+            b"Jan 01, 1601 00:00:00.000000000 UTC\n\tGUID:\t\tx\n")
+    assert [(n, f.name) for n, f in _exported_items(recovered)] == [
+        (9, "Message00009"), (10, "Appointment00010"), (100, "Message00100")]
+    fields = _key_values(recovered / "Message00009" / "OutlookHeaders.txt")
+    assert fields == {"subject": "Caf\ufffd \u00e9t\u00e9",
+                      "reminder time": "Jan 01, 1601 00:00:00.000000000 UTC"}
+    assert _pff_time(fields["reminder time"]) is None
+    assert _pff_time("Jun 21, 2011 23:46:39.234000000 UTC") == 1308699999234000
+    assert _pff_time("Not set (0)") is None and _pff_time(None) is None
+    assert _key_values(recovered / "Message00011" / "OutlookHeaders.txt") == {}
+    assert _exported_recipients(recovered / "Message00011" / "Recipients.txt") == []
+    (recovered / "Recipients.txt").write_text(
+        "Display name:\t\tA\nEmail address:\t\ta@x\nRecipient type:\t\tCC\n\nDisplay name:\t\tB\n",
+        encoding="utf-8")
+    assert _exported_recipients(recovered / "Recipients.txt") == [
+        {"name": "A", "email": "a@x", "type": "cc"}, {"name": "B", "email": None, "type": None}]
+
+
+@needs_pffexport
+def test_recovered_item_end_to_end(freed_pst, tmp_path):
+    """``inboxtrail run`` on a folder holding the freed PST: the recovered message is a tagged
+    record, timeline rows with its times, and a high-severity finding."""
+    import json
+
+    from inboxtrail.cli import main
+
+    store = tmp_path / "root" / "Users" / "bob" / "Documents" / "Outlook Files"
+    store.mkdir(parents=True)
+    shutil.copyfile(freed_pst, store / "Outlook.pst")
+    out = tmp_path / "out"
+    assert main(["--quiet", "run", str(tmp_path / "root"), "-o", str(out)]) == 0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    outlook = [r for r in records if r["parser"] == "outlook_pst"]
+    assert Counter(r["data_type"] for r in outlook) == {"mail:outlook:folder": 26, "mail:outlook:item": 17}
+    (recovered,) = [r for r in outlook if r["recovered"]]
+    assert (recovered["attributes"]["subject"], recovered["user"], recovered["tags"]) == (
+        "message 1", "bob", list(RECOVERED_TAGS))
+    rows = [row for row in (out / "timeline.l2t.csv").read_text(encoding="utf-8").splitlines()
+            if "(recovered item  no folder)" in row]
+    assert [row.split(",")[6] for row in rows] == [
+        "Client Submit Time; Delivery Time", "Creation Time", "Modification Time"]
+    warnings = [json.loads(line) for line in
+                (out / "parse_warnings.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [w["message"] for w in warnings if w["path"].endswith("Outlook.pst")] == [
+        "pffexport recovered 33 entries from freed blocks: 1 message(s) no longer in the PST, "
+        "2 stale copies of items still present (not emitted), 2 of types it does not export, "
+        "17 unreadable"]
+    assert "**Mail clearing: evidence found**" in (out / "findings.md").read_text(encoding="utf-8")
