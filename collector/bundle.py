@@ -52,6 +52,8 @@ _CHUNK = 1 << 20
 #: From the first chunk at least this large on, a file is hashed on the hash lanes; below it,
 #: handing the chunk over costs more than hashing it in place.
 _OFFLOAD_MIN = 64 << 10
+#: Calls a lane gathers before it is woken (see _Lane), unless their data fills a chunk first.
+_BATCH_CALLS = 32
 #: ``O_DIRECT`` wants buffer address, length and file offset aligned to the logical block size;
 #: 4 KiB covers both 512-byte and 4 KiB devices.
 _ALIGN = 4096
@@ -79,50 +81,91 @@ class _Lane:
 
     hashlib releases the GIL while it hashes a buffer of 2 KiB or more, and ``os.write`` while
     the kernel works, so a hash update or a write on a lane runs in parallel with the caller's
-    thread. The queue is bounded: at most ``depth`` chunks wait, so memory stays flat for any
-    file size. The first error a call raises is kept and raised again by :meth:`wait`.
+    thread. The lane is bounded: at most ``depth`` batches wait besides the one running, each
+    of about one chunk (``_CHUNK``) of data, so memory stays flat for any file size. The first
+    error a call raises is kept and raised again by :meth:`wait`.
+
+    Calls are handed over in batches: a small file's data alone would wake the lane for a few
+    microseconds of work, and waking a thread (futex, context switch, GIL hand-over) costs more
+    than that. A batch goes once it holds ``_CHUNK`` bytes or ``_BATCH_CALLS`` calls, and on
+    :meth:`flush`, :meth:`wait` and :meth:`stop`. Batches travel through a C-level
+    ``SimpleQueue``; the bound is a second one holding a token per free place.
     """
 
     def __init__(self, name: str, depth: int = 4) -> None:
         self._name = name
-        self._queue: queue.Queue[tuple[Any, Any] | None] = queue.Queue(maxsize=depth)
+        self._places = depth + 1
+        self._calls: queue.SimpleQueue[list[tuple[Any, Any]] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(self._places):
+            self._free.put(None)
+        self._batch: list[tuple[Any, Any]] = []
+        self._batch_bytes = 0
         self._thread: threading.Thread | None = None
         self._busy = False
         self._error: BaseException | None = None
 
     def _run(self) -> None:
+        calls, free = self._calls, self._free
         while True:
-            item = self._queue.get()
+            batch = calls.get()
+            if batch is None:
+                return
             try:
-                if item is None:
-                    return
-                if self._error is None:
-                    item[0](item[1])
+                for call, argument in batch:
+                    if self._error is None:
+                        call(argument)
             except BaseException as exc:  # handed back to the caller by wait()
                 self._error = exc
             finally:
-                self._queue.task_done()
+                free.put(None)
 
-    def submit(self, call: Any, argument: Any) -> None:
-        """Queue ``call(argument)``; ``argument`` must not change afterwards (bytes are safe)."""
+    def submit(self, call: Any, argument: Any, size: int = 0) -> None:
+        """Queue ``call(argument)``; ``argument`` must not change afterwards (bytes are safe).
+
+        ``size``: the bytes the call carries, which decide when the batch goes.
+        """
+        if self._batch_bytes + size > _CHUNK:
+            self.flush()  # a batch never carries more than a chunk, unless one call does
+        self._batch.append((call, argument))
+        self._batch_bytes += size
+        if self._batch_bytes >= _CHUNK or len(self._batch) >= _BATCH_CALLS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the calls gathered so far to the lane thread."""
+        if not self._batch:
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"bundle-{self._name}", daemon=True)
             self._thread.start()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._busy = True
-        self._queue.put((call, argument))
+        self._free.get()  # blocks while the lane is full
+        self._calls.put(batch)
 
     def wait(self) -> None:
         """Return once every queued call has run; raise the first error one of them raised."""
+        self.flush()
         if self._busy:
-            self._queue.join()
+            taken = 0
+            try:
+                while taken < self._places:  # every place free again: nothing queued or running
+                    self._free.get()
+                    taken += 1
+            finally:
+                for _ in range(taken):
+                    self._free.put(None)
             self._busy = False
         error, self._error = self._error, None
         if error is not None:
             raise error
 
     def stop(self) -> None:
+        """Run what is queued (gathered calls included), then end the thread."""
+        self.flush()
         if self._thread is not None:
-            self._queue.put(None)
+            self._calls.put(None)
             self._thread.join()
             self._thread = None
 
@@ -277,13 +320,19 @@ class _CopyJob:
     def hashes_pending(self) -> bool:
         return self.sha256_pending or self.md5_pending
 
-    def finish_sha256(self, digest: Any) -> None:
-        """Runs on the SHA-256 lane after the file's last update."""
+    def finish_sha256(self, work: tuple[Any, bytes | None]) -> None:
+        """Runs on the SHA-256 lane: ``(digest, last chunk or None)``, the file's last update."""
+        digest, last = work
+        if last:
+            digest.update(last)
         self.digests["sha256"] = digest.hexdigest()
         self.sha256_pending = False
 
-    def finish_md5(self, digest: Any) -> None:
-        """Runs on the MD5 lane after the file's last update."""
+    def finish_md5(self, work: tuple[Any, bytes | None]) -> None:
+        """Runs on the MD5 lane: ``(digest, last chunk or None)``, the file's last update."""
+        digest, last = work
+        if last:
+            digest.update(last)
         self.digests["md5"] = digest.hexdigest()
         self.md5_pending = False
 
@@ -301,8 +350,13 @@ class _CopyJob:
             except Exception as exc:
                 self.error = exc
 
-    def commit(self, _: object = None) -> None:
-        """Write the tail and rename the copy into place (or remove it after a failure)."""
+    def commit(self, last: bytes | None = None) -> None:
+        """Write ``last`` (the file's last chunk, if any) and the tail, rename the copy into place.
+
+        After a failure the partial copy is removed instead.
+        """
+        if last:
+            self.write(last)
         try:
             if self.error is None:
                 self.writer.finish()
@@ -496,7 +550,7 @@ class BundleWriter:
                     sha256 = hashlib.sha256()
                     md5 = hashlib.md5() if self._md5 else None
                     try:
-                        size, offloaded = self._pump(source, job, entry.read_limit, sha256, md5)
+                        size, offloaded, last = self._pump(source, job, entry.read_limit, sha256, md5)
                     except RestartRead:  # the fast reader gave up: start over through its fallback
                         self._write_lane.submit(job.restart, None)
                         continue
@@ -504,53 +558,66 @@ class BundleWriter:
             except BaseException:
                 self._write_lane.submit(job.discard, None)  # after the writes already queued
                 raise
+        # The last chunk travels with each lane's final call: one hand-off per lane for a file
+        # read in one chunk (most files), not two.
         if offloaded and self.pipelined:  # the line waits for the digests in _drain
             job.sha256_pending = True
-            self._sha256_lane.submit(job.finish_sha256, sha256)
+            self._sha256_lane.submit(job.finish_sha256, (sha256, last), len(last or b""))
             if md5 is not None:
                 job.md5_pending = True
-                self._md5_lane.submit(job.finish_md5, md5)
+                self._md5_lane.submit(job.finish_md5, (md5, last), len(last or b""))
             digests: dict[str, str] = {}
         else:
             if offloaded:
+                self._hash_on_lanes(last, sha256, md5)
                 self._sha256_lane.wait()
                 self._md5_lane.wait()
             digests = _hexdigests(sha256, md5)
-        self._write_lane.submit(job.commit, None)
+        self._write_lane.submit(job.commit, last, len(last or b""))
         return job, digests, size
 
+    def _hash_on_lanes(self, chunk: bytes, sha256: Any, md5: Any | None) -> None:
+        self._sha256_lane.submit(sha256.update, chunk, len(chunk))
+        if md5 is not None:
+            self._md5_lane.submit(md5.update, chunk, len(chunk))
+
     def _pump(self, source: BinaryIO, job: _CopyJob, limit: int | None, sha256: Any,
-              md5: Any | None) -> tuple[int, bool]:
-        """Read ``source`` to its end (or ``limit`` bytes) into ``job``.
+              md5: Any | None) -> tuple[int, bool, bytes | None]:
+        """Read ``source`` to its end (or ``limit`` bytes) into ``job``, but for the last chunk.
 
         Small files are hashed here; from the first large chunk on, every update of the file goes
         to the SHA-256 and MD5 lanes (never back: each lane keeps the order). After an error the lane may
-        still update the abandoned digest objects; nothing reads them.
+        still update the abandoned digest objects; nothing reads them. Each chunk is handed over
+        once the next one is read, so the last one is left for the caller to send with the
+        lanes' final calls.
 
         Returns:
-            The bytes read, and whether the hashing went to the lane.
+            The bytes read, whether the hashing went to the lanes, and the last chunk (None for
+            an empty file), which is hashed here unless the hashing went to the lanes, and
+            not written yet.
         """
         size = 0
         remaining = limit
         offload = False
+        held: bytes | None = None
         while remaining is None or remaining > 0:
             chunk = source.read(_CHUNK if remaining is None else min(_CHUNK, remaining))
             if not chunk:
                 break
             if remaining is not None:
                 remaining -= len(chunk)
+            if held is not None:
+                if offload:
+                    self._hash_on_lanes(held, sha256, md5)
+                self._write_lane.submit(job.write, held, len(held))
             offload = offload or len(chunk) >= _OFFLOAD_MIN
-            if offload:
-                self._sha256_lane.submit(sha256.update, chunk)
-                if md5 is not None:
-                    self._md5_lane.submit(md5.update, chunk)
-            else:
+            if not offload:
                 sha256.update(chunk)
                 if md5 is not None:
                     md5.update(chunk)
-            self._write_lane.submit(job.write, chunk)
+            held = chunk
             size += len(chunk)
-        return size, offload
+        return size, offload, held
 
     def _drain(self, final: bool = False) -> None:
         """Write the waiting lines whose copies are done (``final``: all, the lanes stopped)."""

@@ -22,7 +22,6 @@ from collector.artifacts import (
 )
 from collector.bundle import HASHES, BundleWriter, CollectContext
 from collector.globbing import MAX_RECURSION_DEPTH, GlobHit, glob
-from collector.loose import LooseSource
 from collector.progress import progress
 from collector.source import FileSystemView, Source, SourceFile
 from collector.unallocated import DEFAULT_BUDGET_SECONDS, carve_filesystem
@@ -79,8 +78,9 @@ def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | N
                                 "users": [h.username for h in homes]})
             log.info("file system %s: %s (host %s)", fs.label, fs.provenance, hostname or "unknown")
             jobs: list[tuple[ArtifactSpec | None, str]] = []
-            if isinstance(source, LooseSource):
-                jobs += [(None, p) for p in source.patterns()]
+            loose = source.kind == "loose"  # a LooseSource (not imported: images never need it)
+            if loose:
+                jobs += [(None, p) for p in source.patterns()]  # type: ignore[attr-defined]
             else:
                 jobs += [(spec, pattern) for spec in specs for raw in spec.paths
                          for pattern in expand_path(raw, homes)]
@@ -88,10 +88,10 @@ def collect(source: Source, bundle_dir: str | Path, artifacts: Sequence[str] | N
             # Taken before the artifact globs list these directories, so that no listing can
             # touch their access times first; written after the files, in walk order.
             position = f"{fs.label}: Maildir folders"
-            folders = [] if isinstance(source, LooseSource) else maildir_directories(
+            folders = [] if loose else maildir_directories(
                 fs, specs, homes, warnings)
             for spec, pattern in jobs:
-                name = spec.name if spec else (LOOSE if isinstance(source, LooseSource) else AD_HOC)
+                name = spec.name if spec else (LOOSE if loose else AD_HOC)
                 position = f"{fs.label}:{pattern}"
                 for item in glob(fs, pattern):
                     ctx = CollectContext(

@@ -1,9 +1,10 @@
 """Disk images through dfvfs: containers, volume systems and file systems (the only dfvfs user).
 
-``ImageSource`` scans the image with dfvfs's volume scanner (every partition, no snapshots yet)
-and exposes each file system it finds as a :class:`FileSystemView`. For file systems The Sleuth
-Kit can read, deleted names are listed through :mod:`collector.tsk_deleted` on the same volume
-bytes, because dfvfs's own directory walk skips unallocated names.
+``ImageSource`` scans the image with dfvfs's volume scanner (every partition, and the NTFS Volume
+Shadow Copies asked for with ``--vss``) and exposes each file system it finds as a
+:class:`FileSystemView`; a shadow copy's provenance names its store and creation time. For file
+systems The Sleuth Kit can read, deleted names are listed through :mod:`collector.tsk_deleted` on
+the same volume bytes, because dfvfs's own directory walk skips unallocated names.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dfvfs.volume import factory as volume_system_factory
 
 from collector.errors import SourceNotFoundError, UnrecognisedSourceError
 from collector.source import EntryKind, FileSystemView, Source, SourceFile
+from collector.timeutil import from_filetime, iso_utc
 from collector.tsk_deleted import TskDeletedLister
 
 _TIME_ATTRIBUTES = {"mtime": "modification_time", "atime": "access_time",
@@ -35,6 +37,10 @@ _CONTAINER_ONLY = {dfvfs_definitions.TYPE_INDICATOR_OS, dfvfs_definitions.TYPE_I
 #: Directory listings kept for reuse (see DfvfsFileSystem.list_dir): how many, and up to what size.
 _LISTING_CACHE_DIRS = 8
 _LISTING_CACHE_ENTRIES = 4096
+#: Deleted-entry listings kept for reuse (see DfvfsFileSystem.deleted_entries). Most directories
+#: hold no deleted name, so many small lists are kept; a long one is not.
+_DELETED_CACHE_DIRS = 32
+_DELETED_CACHE_ENTRIES = 256
 #: File systems whose dfvfs inode number is The Sleuth Kit's too, so TSK can read the content.
 _TSK_CONTENT = {dfvfs_definitions.TYPE_INDICATOR_EXT, dfvfs_definitions.TYPE_INDICATOR_NTFS,
                 dfvfs_definitions.TYPE_INDICATOR_TSK}
@@ -125,6 +131,24 @@ def _path_spec_chain(path_spec: object) -> list[str]:
     return list(reversed(chain))
 
 
+class _RecentListings:
+    """The last few directory listings, by location; long listings are not kept (flat memory)."""
+
+    def __init__(self, dirs: int, max_entries: int) -> None:
+        self._dirs, self._max_entries = dirs, max_entries
+        self._lists: dict[str, list[SourceFile]] = {}
+
+    def take(self, location: str) -> list[SourceFile] | None:
+        """The kept listing of ``location`` (None if there is none); hand it back with :meth:`keep`."""
+        return self._lists.pop(location, None)
+
+    def keep(self, location: str, entries: list[SourceFile]) -> None:
+        if len(entries) <= self._max_entries:
+            self._lists[location] = entries  # most recent last
+            while len(self._lists) > self._dirs:
+                del self._lists[next(iter(self._lists))]
+
+
 class DfvfsFileSystem(FileSystemView):
     """One file system inside an image, addressed with POSIX-style locations."""
 
@@ -138,7 +162,8 @@ class DfvfsFileSystem(FileSystemView):
         self.case_sensitive = self.type_indicator not in _CASE_INSENSITIVE
         self._deleted: TskDeletedLister | None = None
         self._deleted_error: str | None = None
-        self._listings: dict[str, list[SourceFile]] = {}
+        self._listings = _RecentListings(_LISTING_CACHE_DIRS, _LISTING_CACHE_ENTRIES)
+        self._deleted_listings = _RecentListings(_DELETED_CACHE_DIRS, _DELETED_CACHE_ENTRIES)
 
     # -- path mapping -------------------------------------------------------------------------
     def _native(self, location: str) -> str:
@@ -275,13 +300,10 @@ class DfvfsFileSystem(FileSystemView):
         ``/Users``...) many times; building a SourceFile costs ~50 µs, so a listing is reused.
         Only listings of up to ``_LISTING_CACHE_ENTRIES`` names are kept, so memory stays flat.
         """
-        cached = self._listings.pop(location, None)
+        cached = self._listings.take(location)
         if cached is None:
             cached = list(self._list_dir(location))
-        if len(cached) <= _LISTING_CACHE_ENTRIES:
-            self._listings[location] = cached  # most recent last
-            while len(self._listings) > _LISTING_CACHE_DIRS:
-                del self._listings[next(iter(self._listings))]
+        self._listings.keep(location, cached)
         yield from cached
 
     def _list_dir(self, location: str) -> Iterator[SourceFile]:
@@ -322,10 +344,20 @@ class DfvfsFileSystem(FileSystemView):
         yield from entries
 
     def deleted_entries(self, location: str) -> Iterator[SourceFile]:
+        """The directory's deleted entries through TSK; the last few listings are kept.
+
+        Every artifact pattern asks for the deleted names of the directories it passes (``/``,
+        ``/Users``...): on a root holding thousands of names, re-reading it per pattern cost more
+        than the files' copies. Small results are reused, so the names come out as before.
+        """
         lister = self._deleted_lister()
         if lister is None:
-            return iter(())
-        return lister.deleted_entries(self._tsk_location(location))
+            return
+        cached = self._deleted_listings.take(location)
+        if cached is None:
+            cached = list(lister.deleted_entries(self._tsk_location(location)))
+        self._deleted_listings.keep(location, cached)
+        yield from cached
 
     # -- deleted entries through pytsk3 ----------------------------------------------------------
     def _tsk_location(self, location: str) -> str:
@@ -583,6 +615,29 @@ def _forget_dfvfs_state() -> None:
     resolver.Resolver._resolver_context.Empty()  # dfvfs has no public reset
 
 
+def _vss_creation_time(path_spec: object) -> str | None:
+    """When the VSS store in ``path_spec``'s chain was created (ISO 8601 UTC); None without one.
+
+    dfvfs numbers the stores (``vss1`` is the oldest) but does not say when each snapshot was
+    taken, which is what places a file from a shadow copy on the examiner's timeline.
+    """
+    while path_spec is not None and path_spec.type_indicator != dfvfs_definitions.TYPE_INDICATOR_VSHADOW:
+        path_spec = path_spec.parent
+    location = getattr(path_spec, "location", None) if path_spec is not None else None
+    if not location or location == "/":
+        return None
+    try:
+        system = volume_system_factory.Factory.NewVolumeSystem(dfvfs_definitions.TYPE_INDICATOR_VSHADOW)
+        system.Open(path_spec_factory.Factory.NewPathSpec(
+            dfvfs_definitions.TYPE_INDICATOR_VSHADOW, location="/", parent=path_spec.parent))
+        volume = system.GetVolumeByIdentifier(location.lstrip("/"))
+        attribute = volume.GetAttribute("creation_time") if volume is not None else None
+        micros = from_filetime(int(attribute.value)) if attribute is not None else None
+    except (dfvfs_errors.Error, OSError, AttributeError, TypeError, ValueError):
+        return None
+    return iso_utc(micros) if micros is not None else None
+
+
 def _snapshot_selection(vss: str) -> list[str]:
     if vss in ("none", "all"):
         return [vss]
@@ -699,6 +754,9 @@ class ImageSource(Source):
                      if c.startswith(("TSK_PARTITION/", "GPT/", "APFS_CONTAINER/", "LVM/",
                                       "VSHADOW/", "CS/"))]
             label = "-".join(parts) if parts else f"fs{index}"
+            created = _vss_creation_time(base)
+            if created is not None:  # VSHADOW/vss1@2026-10-01T08:00:00.000000+00:00
+                chain = [f"{c}@{created}" if c.startswith("VSHADOW/") else c for c in chain]
             provenance = f"image:{name}|" + "|".join(chain[1:])
             try:
                 yield DfvfsFileSystem(base, label=label, provenance=provenance)

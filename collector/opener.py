@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 
 from collector.errors import SourceNotFoundError, UnrecognisedSourceError
-from collector.live import DirectorySource
-from collector.loose import LooseSource
 from collector.source import Source
 
 #: Extensions that promise a disk image: failing to open one is an error, not a loose file.
@@ -34,13 +32,20 @@ def open_source(path: str | None, live: bool = False, vss: str = "none",
         SourceNotFoundError: the path does not exist.
         UnrecognisedSourceError: an image-looking file that no supported format matches.
     """
+    # Each kind of source imports its own reader here: an image never loads the live-host and
+    # loose-file readers, a live host or a folder never loads dfvfs.
     if live:
+        from collector.live import DirectorySource
+
         return DirectorySource(path or "/", live=True)
     if path is None:
         raise SourceNotFoundError("no source given (a path, or --live)")
     if not os.path.exists(path):
         raise SourceNotFoundError(f"source not found: {path}")
     if os.path.isdir(path):
+        from collector.live import DirectorySource
+        from collector.loose import LooseSource
+
         return DirectorySource(path) if looks_like_root(path) else LooseSource(path)
     if not os.access(path, os.R_OK):
         raise SourceNotFoundError(f"source not readable (permission denied): {path}")
@@ -51,4 +56,6 @@ def open_source(path: str | None, live: bool = False, vss: str = "none",
     except UnrecognisedSourceError:
         if path.lower().endswith(IMAGE_EXTENSIONS):
             raise
+    from collector.loose import LooseSource
+
     return LooseSource(path)

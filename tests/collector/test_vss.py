@@ -115,9 +115,6 @@ def test_every_snapshot_is_collected_with_its_store_index(collected_all: tuple[P
     assert report["counts"]["failed"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="collector/image.py labels a store vssN only, without the creation "
-                                       "time dfvfs' VShadowVolume carries (fix proposed as a diff to "
-                                       "image.py: _vss_creation_time in the provenance)")
 def test_each_snapshot_is_labelled_with_its_creation_time(collected_all: tuple[Path, dict, list]) -> None:
     _, report, rows = collected_all
     provenance = {fs["label"]: fs["provenance"] for fs in report["filesystems"]}
