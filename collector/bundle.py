@@ -17,7 +17,6 @@ digests are known, in the order the files were added; nothing is published befor
 from __future__ import annotations
 
 import ctypes
-import errno
 import functools
 import hashlib
 import json
@@ -33,12 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-try:
-    import fcntl
-except ImportError:  # Windows: no O_DIRECT, buffered writes only
-    fcntl = None  # type: ignore[assignment]
-
 from collector.atomic import AtomicFile, atomic_open
+from collector.directio import DirectPolicy, DirectWriter
 from collector.errors import BundleError
 from collector.sanitize import CollisionResolver, sanitize_location
 from collector.source import RestartRead, SourceFile
@@ -54,10 +49,6 @@ _CHUNK = 1 << 20
 _OFFLOAD_MIN = 64 << 10
 #: Calls a lane gathers before it is woken (see _Lane), unless their data fills a chunk first.
 _BATCH_CALLS = 32
-#: ``O_DIRECT`` wants buffer address, length and file offset aligned to the logical block size;
-#: 4 KiB covers both 512-byte and 4 KiB devices.
-_ALIGN = 4096
-_O_DIRECT = getattr(os, "O_DIRECT", 0) if fcntl is not None else 0
 #: Digests a bundle can record: SHA-256 always (``verify`` checks it), MD5 by default.
 HASHES = ("sha256", "md5")
 TIME_KEYS = ("mtime", "atime", "ctime", "crtime", "dtime")
@@ -202,104 +193,6 @@ def _hexdigests(sha256: Any, md5: Any | None) -> dict[str, str]:
     return digests
 
 
-class _DirectPolicy:
-    """Whether bundle writes still try ``O_DIRECT`` (False once the file system refused it)."""
-
-    enabled: bool = _O_DIRECT != 0
-
-
-class _DirectWriter:
-    """Writes one bundle file through ``O_DIRECT`` from a reused page-aligned buffer.
-
-    Buffered writes of fresh data cost a page-cache page per 4 KiB, which on a VM is as
-    expensive as hashing the bytes twice; ``O_DIRECT`` hands the buffer to the disk instead and
-    leaves both cores to the hashes. Whole 4 KiB blocks go direct; the unaligned tail is written
-    after switching the descriptor back to buffered mode. Where the file system refuses
-    ``O_DIRECT`` (tmpfs, some network file systems, non-Linux systems) every write is buffered.
-    Only the write lane calls it, so the one buffer is never shared between two files.
-    """
-
-    def __init__(self, fd: int, buffer: mmap.mmap, policy: _DirectPolicy) -> None:
-        self._fd = fd
-        self._buffer = buffer
-        self._policy = policy
-        self._fill = 0
-        self._flags = 0
-        self.direct: bool | None = None  # decided at the first write
-
-    def _start(self) -> None:
-        self.direct = False
-        if not self._policy.enabled:
-            return
-        try:
-            self._flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-            fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags | _O_DIRECT)
-        except OSError:
-            self._policy.enabled = False
-            return
-        self.direct = True
-
-    def _write_all(self, data: memoryview) -> None:
-        while data:
-            data = data[os.write(self._fd, data):]
-
-    def _flush_direct(self, length: int) -> None:
-        with memoryview(self._buffer) as buffer:
-            view = buffer[:length]
-            while view:
-                try:
-                    written = os.write(self._fd, view)
-                except OSError as exc:
-                    if exc.errno != errno.EINVAL or not self.direct:
-                        raise
-                    self._policy.enabled = False  # an alignment the device refuses: buffered from now on
-                    self._buffered()
-                    continue
-                view = view[written:]
-            view.release()
-
-    def _buffered(self) -> None:
-        if self.direct:
-            fcntl.fcntl(self._fd, fcntl.F_SETFL, self._flags & ~_O_DIRECT)
-            self.direct = False
-
-    def write(self, data: bytes) -> None:
-        if self.direct is None:
-            self._start()
-        if not self.direct:
-            self._write_all(memoryview(data))
-            return
-        size = len(self._buffer)
-        with memoryview(data) as view:
-            while view:
-                take = min(size - self._fill, len(view))
-                self._buffer[self._fill:self._fill + take] = view[:take]
-                self._fill += take
-                view = view[take:]
-                if self._fill == size:
-                    self._flush_direct(size)
-                    self._fill = 0
-
-    def finish(self) -> None:
-        """Write what is left: its whole blocks direct, the last partial block buffered."""
-        fill, self._fill = self._fill, 0
-        if not self.direct or not fill:
-            return
-        aligned = fill - fill % _ALIGN
-        if aligned:
-            self._flush_direct(aligned)
-        if fill > aligned:
-            tail = bytes(self._buffer[aligned:fill])
-            self._buffered()
-            self._write_all(memoryview(tail))
-
-    def restart(self) -> None:
-        """Empty the file, to copy it again from its first byte."""
-        self._fill = 0
-        os.ftruncate(self._fd, 0)
-        os.lseek(self._fd, 0, os.SEEK_SET)
-
-
 class _CopyJob:
     """One bundle file on its way to disk; its methods run on the write lane, in order.
 
@@ -307,9 +200,9 @@ class _CopyJob:
     manifest line can say what went wrong; :meth:`commit` then removes the partial copy.
     """
 
-    def __init__(self, file: AtomicFile, buffer: mmap.mmap, policy: _DirectPolicy) -> None:
+    def __init__(self, file: AtomicFile, buffer: mmap.mmap, policy: DirectPolicy) -> None:
         self.file = file
-        self.writer = _DirectWriter(file.fd, buffer, policy)
+        self.writer = DirectWriter(file.fd, buffer, policy)
         self.error: BaseException | None = None
         self.done = False
         #: Digests still being computed on their lanes (pipelined writers only), then them.
@@ -405,7 +298,7 @@ class BundleWriter:
         self._write_lane = _Lane("write", depth=8)
         self._made_dirs: set[Path] = set()
         self._buffer = mmap.mmap(-1, _CHUNK)  # page-aligned, as O_DIRECT requires
-        self._direct = _DirectPolicy()
+        self._direct = DirectPolicy()
         #: Lines (with their copy, if any) waiting for the write lane, in the order added.
         self._pending: deque[tuple[dict[str, Any], _CopyJob | None, int]] = deque()
         #: Copies queued by :meth:`_copy` whose line :meth:`_write` has not taken yet.

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.atomic import atomic_open
-from collector.bundle import _DirectPolicy, _DirectWriter
+from collector.directio import DirectPolicy, DirectWriter
 from collector.errors import BundleError
 from collector.progress import progress
 from parsers.engine import worker_signals
@@ -385,13 +385,13 @@ def _timeline_files(out_dir: Path) -> Iterator[tuple[Any, Any, Any]]:
     buffered write of fresh data costs the kernel a page-cache page per 4 KiB, several times the
     CPU of the whole merge's Python work on this VM. Buffered where the file system refuses it.
     """
-    policy = _DirectPolicy()
+    policy = DirectPolicy()
     with contextlib.ExitStack() as stack:
         writers = []
         for name in (L2TCSV, TIMESKETCH_CSV, TIMESKETCH_JSONL):
             handle = stack.enter_context(atomic_open(out_dir / name, "wb", buffering=0))
             buffer = stack.enter_context(mmap.mmap(-1, DIRECT_BUFFER))
-            writers.append(_DirectWriter(handle.fileno(), buffer, policy))
+            writers.append(DirectWriter(handle.fileno(), buffer, policy))
         yield writers[0], writers[1], writers[2]
         for writer in writers:  # before atomic_open's fsync and rename
             writer.finish()
