@@ -40,7 +40,7 @@ from timeline.build import (
     build_timeline,
     parse_time_option,
 )
-from timeline.findings import FINDINGS, FINDINGS_HTML, write_findings
+from timeline.findings import FINDINGS, FINDINGS_HTML, Evidence, write_findings
 from timeline.runs import prepare_runs, remove_runs
 
 log = logging.getLogger("inboxtrail.cli")
@@ -218,12 +218,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = collect(source, out / "bundle", artifacts=artifacts, extra_paths=args.path,
                              quiet=args.quiet, **_collect_options(args))
             stage = "parse"
-            parsed = _parse(out / "bundle", out, args)
+            parsed = _parse(out / "bundle", out, args, evidence=True)
             stage = "timeline"
             built = _timeline([out / RECORDS], out, args)
             remove_runs(out / RECORDS)  # the timeline is written: no need to keep its rows twice
             stage = "findings"
-            result, findings = write_findings(out / RECORDS, out)
+            result, findings = write_findings(out / RECORDS, out, evidence=parsed.get("observed"))
     except KeyboardInterrupt:
         if stage != "collect":
             _mark_interrupted(out / "bundle" / REPORT, stage)
@@ -299,14 +299,17 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse(bundle: str | Path, out: Path, args: argparse.Namespace) -> dict:
+def _parse(bundle: str | Path, out: Path, args: argparse.Namespace, evidence: bool = False) -> dict:
     """records.jsonl, then (locally) the timeline's rows formatted into sorted runs by the same
-    number of worker processes, so that the timeline stage only has to merge them."""
+    number of worker processes, so that the timeline stage only has to merge them. With
+    ``evidence``, the findings report's :class:`Evidence` is gathered while the records are
+    written (``observed``), instead of by reading them again."""
     if args.scheduler:
         from timeline.distributed import parse_bundle_dask
 
         return parse_bundle_dask(str(bundle), out, args.scheduler, quiet=args.quiet)
-    parsed = parse_bundle(bundle, out, quiet=args.quiet, workers=args.workers)
+    parsed = parse_bundle(bundle, out, quiet=args.quiet, workers=args.workers,
+                          observer=Evidence if evidence else None)
     prepare_runs(out / RECORDS, parsed["attributes"], workers=args.workers, quiet=args.quiet)
     return parsed
 

@@ -18,9 +18,10 @@ import shutil
 import signal
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from collector.atomic import atomic_open
 from collector.bundle import REPORT, read_manifest
@@ -33,6 +34,12 @@ from parsers.targets import StateIndex, tag_with_state
 
 log = logging.getLogger("inboxtrail.parse")
 SNIFF_BYTES = 4096
+#: Below this much work a process pool costs more CPU than the whole parse (a small image's
+#: bundle parses in ~0.05 CPU-s in one process, ~0.13 with two workers), so one process parses.
+#: Work is counted as the bytes of the collected files plus :data:`ENTRY_WORK` per manifest line
+#: (each gets a file-system record, ~30 µs: as much as parsing ~0.5 KB of an event log).
+POOL_MIN_WORK = 8 << 20
+ENTRY_WORK = 512
 RECORDS = "records.jsonl"
 WARNINGS = "parse_warnings.jsonl"
 
@@ -125,57 +132,116 @@ def worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-#: One file's result: record lines, per-parser counts, warnings, number of tagged records, and
-#: the attribute names its records use (the timeline's CSV columns, known without a second pass).
-FileResult = tuple[Iterable[bytes | str], dict, list, int, list[str]]
+class RecordObserver(Protocol):
+    """Sees every record the parse stage writes, where it is written (in the worker that parsed
+    its file), so that a later stage can gather what it needs without reading ``records.jsonl``
+    again. One observer is made per file; the parent joins them in manifest order. One that kept
+    nothing is false and is not sent back (a pickled object per file would cost more than the
+    file-system record of most files)."""
+
+    def observe(self, record: Record, line: bytes) -> None:
+        """``record`` was written as ``line`` (no line end)."""
+
+    def extend(self, other: Any) -> None:
+        """Append what ``other`` (the observer of a later file) kept."""
+
+    def __bool__(self) -> bool:
+        """Whether it kept anything."""
 
 
-def _parse_task(task: tuple[str, str, dict[str, Any], dict[str, str]]
-                ) -> tuple[str, dict, list, int, list[str]]:
+@dataclass(frozen=True)
+class RecordsPart:
+    """A worker's temporary file of ``count`` complete record lines, appended whole to
+    ``records.jsonl`` (by the kernel, without a Python loop over its lines) and then removed."""
+
+    path: str
+    count: int
+
+
+#: One file's result: record lines (or a :class:`RecordsPart` holding them), per-parser counts,
+#: warnings, number of tagged records, the attribute names its records use (the timeline's CSV
+#: columns, known without a second pass), and, in the local parse stage, the file's
+#: :class:`RecordObserver` (None when it kept nothing).
+FileResult = tuple[Iterable[bytes | str] | RecordsPart, dict, list, int, list[str]] | tuple[
+    Iterable[bytes | str] | RecordsPart, dict, list, int, list[str], RecordObserver | None]
+
+
+def _parse_task(task: tuple[str, str, dict[str, Any], dict[str, str], Callable[[], RecordObserver] | None]
+                ) -> tuple[RecordsPart, dict, list, int, list[str], RecordObserver | None]:
     """Worker: parse one entry into a temporary records file."""
-    bundle, temp_dir, entry, hosts = task
+    bundle, temp_dir, entry, hosts, make_observer = task
     ctx = _context(entry, hosts)
     stats: Counter = Counter()
-    tagged = 0
+    tagged = count = 0
     names: set[str] = set()
+    observer = make_observer() if make_observer is not None else None
     fd, name = tempfile.mkstemp(prefix="records.", suffix=".jsonl", dir=temp_dir)
     with os.fdopen(fd, "wb", buffering=1 << 16) as out:
         for record in records_of_entry(Path(bundle), entry, ctx, stats):
+            count += 1
             tagged += bool(record.tags)
             names.update(record.attributes)
-            out.write(record.to_json_bytes() + b"\n")
-    return name, dict(stats), ctx.warnings, tagged, sorted(names)
+            line = record.to_json_bytes()
+            out.write(line + b"\n")
+            if observer is not None:
+                observer.observe(record, line)
+    return RecordsPart(name, count), dict(stats), ctx.warnings, tagged, sorted(names), observer or None
 
 
-def _drain(name: str) -> Iterator[bytes]:
-    """Lines of a worker's temporary records file, which is removed once read."""
+def _append_part(out: BinaryIO, part: RecordsPart) -> None:
+    """Append a worker's records file to ``out`` and remove it: ``copy_file_range`` copies inside
+    the kernel; where it is refused (another file system, an old kernel) the bytes go through here."""
+    out.flush()
     try:
-        with open(name, "rb", buffering=1 << 16) as part:
-            yield from part
+        with open(part.path, "rb") as source:
+            size = os.fstat(source.fileno()).st_size
+            copied = 0
+            try:
+                while copied < size:
+                    done = os.copy_file_range(source.fileno(), out.fileno(), size - copied)
+                    if not done:
+                        break
+                    copied += done
+            except OSError:
+                if copied:  # a real I/O error part way, as a failed write would be
+                    raise
+            if copied < size:
+                source.seek(copied)
+                shutil.copyfileobj(source, out, 1 << 20)
+            else:
+                out.seek(0, os.SEEK_END)  # the buffered writer learns the new end
     finally:
-        os.unlink(name)
+        os.unlink(part.path)
 
 
-def write_results(results: Iterable[FileResult], out_dir: Path, total_files: int,
-                  quiet: bool = False) -> dict[str, Any]:
+def write_results(results: Iterable[FileResult], out_dir: Path, total_files: int, quiet: bool = False,
+                  observer: Callable[[], RecordObserver] | None = None) -> dict[str, Any]:
     """Write per-file results, in the order given, to ``records.jsonl`` and the warnings file.
 
     Both the local process pool and a Dask cluster hand their results (:data:`FileResult`) here
-    in manifest order. Record lines are bytes or text, with or without their line end.
+    in manifest order. Record lines are bytes or text, with or without their line end. With
+    ``observer``, the files' observers are joined into a new one, returned as ``observed``.
     """
     stats: Counter = Counter()
     warnings: list[dict[str, Any]] = []
     attributes: set[str] = set()
     total = tagged = 0
+    observed = observer() if observer is not None else None
     bar = progress(total=total_files, desc="parse", unit="file", quiet=quiet)
     try:
         with atomic_open(out_dir / RECORDS, "wb") as out:
-            for lines, file_stats, file_warnings, file_tagged, names in results:
-                for line in lines:
-                    if isinstance(line, str):
-                        line = line.encode("utf-8")
-                    out.write(line if line.endswith(b"\n") else line + b"\n")
-                    total += 1
+            for lines, file_stats, file_warnings, file_tagged, names, *rest in results:
+                if observed is not None and rest and rest[0] is not None:
+                    observed.extend(rest[0])
+                if isinstance(lines, RecordsPart):
+                    _append_part(out, lines)
+                    total += lines.count
+                else:
+                    for line in lines:
+                        if isinstance(line, str):
+                            line = line.encode("utf-8")
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
+                        total += 1
                 stats.update(file_stats)
                 warnings.extend(file_warnings)
                 tagged += file_tagged
@@ -191,12 +257,26 @@ def write_results(results: Iterable[FileResult], out_dir: Path, total_files: int
             out.write(json.dumps(warning, ensure_ascii=False, sort_keys=True) + "\n")
     log.info("parsed %d records (%d tagged), %d warnings", total, tagged, len(warnings))
     return {"records": total, "tagged": tagged, "warnings": len(warnings), "per_parser": dict(stats),
-            "attributes": sorted(attributes)}
+            "attributes": sorted(attributes), "observed": observed}
 
 
-def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
-                 workers: int = 1) -> dict[str, Any]:
-    """Write ``records.jsonl`` and ``parse_warnings.jsonl`` for ``bundle`` into ``out_dir``."""
+def _work(manifest: list[dict[str, Any]]) -> int:
+    """A rough measure of the parse stage's work on ``manifest`` (see :data:`POOL_MIN_WORK`)."""
+    work = ENTRY_WORK * len(manifest)
+    for entry in manifest:
+        if entry.get("bundle_path") and entry.get("outcome") in ("collected", "recovered"):
+            size = entry.get("size")
+            work += size if isinstance(size, int) and size > 0 else 0
+    return work
+
+
+def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False, workers: int = 1,
+                 observer: Callable[[], RecordObserver] | None = None) -> dict[str, Any]:
+    """Write ``records.jsonl`` and ``parse_warnings.jsonl`` for ``bundle`` into ``out_dir``.
+
+    ``observer`` (a picklable factory, e.g. a class) makes one :class:`RecordObserver` per file;
+    their join is returned as ``observed`` (None without ``observer``).
+    """
     global _STATE
     bundle, out_dir = Path(bundle), Path(out_dir)
     manifest = read_manifest(bundle)
@@ -205,13 +285,12 @@ def parse_bundle(bundle: str | Path, out_dir: str | Path, quiet: bool = False,
     hosts = _hosts(bundle)
     out_dir.mkdir(parents=True, exist_ok=True)
     temp_dir = tempfile.mkdtemp(prefix=".parse.", dir=out_dir)
-    tasks = [(str(bundle), temp_dir, entry, hosts) for entry in manifest]
+    tasks = [(str(bundle), temp_dir, entry, hosts, observer) for entry in manifest]
     pool = (multiprocessing.get_context("fork").Pool(workers, initializer=worker_signals)
-            if workers > 1 and len(tasks) > 1 else None)
+            if workers > 1 and len(tasks) > 1 and _work(manifest) >= POOL_MIN_WORK else None)
     try:
-        raw = pool.imap(_parse_task, tasks) if pool else map(_parse_task, tasks)
-        results = ((_drain(name), *rest) for name, *rest in raw)
-        return write_results(results, out_dir, len(tasks), quiet=quiet)
+        results = pool.imap(_parse_task, tasks) if pool else map(_parse_task, tasks)
+        return write_results(results, out_dir, len(tasks), quiet=quiet, observer=observer)
     finally:
         if pool is not None:
             pool.terminate()

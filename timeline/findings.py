@@ -79,32 +79,77 @@ def _when(record: dict[str, Any]) -> str:
     return "undated"
 
 
-def _load(records_path: Path) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, list[int]]]:
-    """Tagged records, recovered-message counts per mailbox, and times per chart series."""
-    tagged = []
-    recovered: dict[str, int] = defaultdict(int)
-    series: dict[str, list[int]] = {"mail received": [], "commands run": [], "deletion evidence": []}
+#: Record types whose times are the chart's "commands run".
+_COMMAND_TYPES = ("shell:", "windows:evtx:powershell", "windows:exchange:cmdlet", "windows:evtx:exchange",
+                  "windows:evtx:security:process")
+
+
+class Evidence:
+    """What the report reads from the records: the tagged ones, recovered-message counts per
+    mailbox and the times of each chart series.
+
+    It is gathered while the parse stage writes ``records.jsonl`` (one per file in the parse
+    workers, as a :class:`parsers.engine.RecordObserver`, joined in manifest order), so that
+    ``run`` does not read every record again; :func:`load_evidence` reads it from the file.
+    Either way it sees the same record dicts in the same order, so the report is the same.
+    """
+
+    def __init__(self) -> None:
+        self.tagged: list[dict[str, Any]] = []
+        self.recovered: dict[str, int] = defaultdict(int)
+        self.series: dict[str, list[int]] = {"mail received": [], "commands run": [],
+                                             "deletion evidence": []}
+
+    def observe(self, record: Any, line: bytes) -> None:
+        """A record the parse stage wrote as ``line``: read back only when it can matter (tagged,
+        mail or a command), which most records of a large event log are not."""
+        data_type = record.data_type
+        if record.tags or (isinstance(data_type, str) and data_type.startswith(("mail:", *_COMMAND_TYPES))):
+            self.add(loads_record(line))
+
+    def add(self, record: dict[str, Any]) -> None:
+        """One record as read from ``records.jsonl``."""
+        series = self.series
+        data_type = record["data_type"]
+        when = _first_time(record) if record.get("timestamps") else None
+        if record.get("tags"):
+            self.tagged.append(record)
+            if when is not None:
+                series["deletion evidence"].append(when)
+        if data_type.startswith("mail:"):
+            if record.get("recovered"):
+                self.recovered[(record.get("attributes") or {}).get("mailbox")
+                               or record["provenance"]["source_path"]] += 1
+            if when is not None and data_type.endswith(_MESSAGE_TYPES):  # not folders, gaps
+                series["mail received"].append(when)
+        elif data_type.startswith(_COMMAND_TYPES):
+            if when is not None:
+                series["commands run"].append(when)
+
+    def __bool__(self) -> bool:
+        """Whether any record mattered (an empty one is not sent back by a parse worker)."""
+        return bool(self.tagged or self.recovered or any(self.series.values()))
+
+    def extend(self, other: Evidence) -> None:
+        """Append what ``other`` gathered from the records that follow this one's."""
+        self.tagged.extend(other.tagged)
+        for mailbox, count in other.recovered.items():
+            self.recovered[mailbox] += count
+        for name, values in other.series.items():
+            self.series[name].extend(values)
+
+    def sorted_tagged(self) -> list[dict[str, Any]]:
+        """The tagged records by time, then source file and position (stable)."""
+        return sorted(self.tagged, key=lambda r: (_first_time(r), r["provenance"]["source_path"], r["order"]))
+
+
+def load_evidence(records_path: Path) -> Evidence:
+    """The :class:`Evidence` of a ``records.jsonl`` file."""
+    evidence = Evidence()
     with records_path.open("rb") as handle:
         for line in handle:
-            record = loads_record(line)
-            data_type = record["data_type"]
-            when = _first_time(record) if record.get("timestamps") else None
-            if record.get("tags"):
-                tagged.append(record)
-                if when is not None:
-                    series["deletion evidence"].append(when)
-            if data_type.startswith("mail:"):
-                if record.get("recovered"):
-                    recovered[(record.get("attributes") or {}).get("mailbox")
-                              or record["provenance"]["source_path"]] += 1
-                if when is not None and data_type.endswith(_MESSAGE_TYPES):  # not folders, gaps
-                    series["mail received"].append(when)
-            elif data_type.startswith(("shell:", "windows:evtx:powershell", "windows:exchange:cmdlet",
-                                       "windows:evtx:exchange", "windows:evtx:security:process")):
-                if when is not None:
-                    series["commands run"].append(when)
-    tagged.sort(key=lambda r: (_first_time(r), r["provenance"]["source_path"], r["order"]))
-    return tagged, recovered, series
+            evidence.add(loads_record(line))
+    return evidence
 
 
 def _export_stories(tagged: list[dict[str, Any]]) -> tuple[dict[str, Story], set[int]]:
@@ -271,11 +316,17 @@ def _write_html(path: Path, result: str, stories: list[Story], tagged: list[dict
         out.write("".join(out_parts))
 
 
-def write_findings(records_path: Path, out_dir: Path) -> tuple[str, list[dict[str, Any]]]:
-    """Write ``findings.md`` and ``findings.html``; return the verdict and the tagged records."""
-    tagged, recovered, series = _load(records_path)
-    stories = build_stories(tagged, recovered)
+def write_findings(records_path: Path, out_dir: Path,
+                   evidence: Evidence | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """Write ``findings.md`` and ``findings.html``; return the verdict and the tagged records.
+
+    ``evidence``, when the parse stage gathered it, saves reading ``records_path`` again.
+    """
+    if evidence is None:
+        evidence = load_evidence(records_path)
+    tagged = evidence.sorted_tagged()
+    stories = build_stories(tagged, evidence.recovered)
     result = verdict(tagged)
     _write_markdown(out_dir / FINDINGS, result, stories, tagged)
-    _write_html(out_dir / FINDINGS_HTML, result, stories, tagged, series)
+    _write_html(out_dir / FINDINGS_HTML, result, stories, tagged, evidence.series)
     return result, tagged

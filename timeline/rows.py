@@ -24,9 +24,12 @@ FIXED_COLUMNS = (
 
 def placements(record: dict[str, Any]) -> list[tuple[int, str]]:
     """(timestamp, description) of every row a record gets, in row order."""
-    timestamps = record.get("timestamps") or {}
-    if timestamps:
-        return sorted(((value, desc) for desc, value in timestamps.items()), key=lambda x: (x[0], x[1]))
+    timestamps = record.get("timestamps")
+    if timestamps:  # (timestamp, description) pairs in their natural order (most records have one)
+        places = [(value, desc) for desc, value in timestamps.items()]
+        if len(places) > 1:
+            places.sort()
+        return places
     bounds = record.get("time_bounds") or {}
     for prefix in ("Not before", "Not after"):
         for desc, value in sorted(bounds.items()):

@@ -114,6 +114,24 @@ def test_output_identical_for_any_worker_count(tmp_path, linux_run):
             assert (out / name).read_bytes() == (linux_run / name).read_bytes(), (workers, name)
 
 
+def test_parse_pool_and_one_process_give_the_same_outputs(tmp_path, linux_run, monkeypatch):
+    """The reference image is small enough to be parsed in one process whatever --workers says;
+    forced through the pool, every output (findings included, gathered in the workers) is the same."""
+    from parsers import engine
+
+    contexts = []
+    get_context = engine.multiprocessing.get_context
+    monkeypatch.setattr(engine, "POOL_MIN_WORK", 0)
+    monkeypatch.setattr(engine.multiprocessing, "get_context",
+                        lambda method=None: contexts.append(method) or get_context(method))
+    out = tmp_path / "pool"
+    assert main(["-q", "run", str(LINUX_IMAGE), "--workers", "3", "-o", str(out)]) == 0
+    assert contexts, "the parse stage did not start a pool"
+    for name in ("records.jsonl", "timeline.csv", "timeline.jsonl", "timeline.l2t.csv", "findings.md",
+                 "findings.html", "parse_warnings.jsonl"):
+        assert (out / name).read_bytes() == (linux_run / name).read_bytes(), name
+
+
 def test_timesketch_upload_failure_is_a_clear_error(tmp_path, capsys):
     pytest.importorskip("timesketch_import_client", reason="timesketch extra not installed")
     out = tmp_path / "out"
