@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="show the artifacts or parsers that exist")
     lst.add_argument("what", choices=("artifacts", "parsers", "rules"))
+    for command in (run, col, par, tim, ver, lst):  # also after the command: `run IMG -o OUT -q`
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress bars or notes")
     return parser
 
 

@@ -153,3 +153,12 @@ def test_sha256_only_and_no_carving(tmp_path):
     collected = [line for line in lines if line["outcome"] in ("collected", "recovered")]
     assert collected and all(line["md5"] is None and len(line["sha256"]) == 64 for line in collected)
     assert main(["-q", "verify", str(out)]) == 0
+
+
+@pytest.mark.parametrize("argv", [["-q", "collect", "img", "-o", "b"], ["collect", "img", "-o", "b", "-q"],
+                                  ["run", "img", "--quiet", "-o", "b"], ["--quiet", "verify", "b"]])
+def test_quiet_before_or_after_the_command(argv):
+    from inboxtrail.cli import build_parser
+
+    assert build_parser().parse_args(argv).quiet is True
+    assert build_parser().parse_args([a for a in argv if a not in ("-q", "--quiet")]).quiet is False
