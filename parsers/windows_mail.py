@@ -445,7 +445,7 @@ NEW_CHECKSUM_FLAG = 0x2000
 SMALL_PAGE_MAX = 8192
 
 
-def _xor32(data: bytes) -> int:
+def xor32(data: bytes) -> int:
     """XOR of the little-endian 32-bit words of ``data``, folded with big-integer operations."""
     value = int.from_bytes(data, "little")
     bits = max(4, 1 << (len(data) - 1).bit_length()) * 8  # zero padding changes no XOR
@@ -463,10 +463,10 @@ def page_checksum_ok(page: bytes, pgno: int) -> bool | None:
         return None
     flags = struct.unpack_from("<I", page, PAGE_HEADER_FLAGS)[0]
     if not flags & NEW_CHECKSUM_FLAG:  # old format: XOR seeded 0x89ABCDEF, page number in word 2
-        return stored_xor == _xor32(page[4:]) ^ ESE_MAGIC and stored_second == pgno
+        return stored_xor == xor32(page[4:]) ^ ESE_MAGIC and stored_second == pgno
     if len(page) > SMALL_PAGE_MAX:
         return None
-    return stored_xor == _xor32(page[8:]) ^ pgno
+    return stored_xor == xor32(page[8:]) ^ pgno
 
 
 def check_pages(fh: BinaryIO, ctx: ParseContext) -> set[int]:
@@ -479,7 +479,7 @@ def check_pages(fh: BinaryIO, ctx: ParseContext) -> set[int]:
     if len(header) < 668:
         ctx.warn(f"store.vol is {len(header)} bytes: too short for an ESE header (truncated)", 0)
         return objids
-    if struct.unpack_from("<I", header)[0] != _xor32(header[4:]) ^ ESE_MAGIC:
+    if struct.unpack_from("<I", header)[0] != xor32(header[4:]) ^ ESE_MAGIC:
         ctx.warn("store.vol header checksum mismatch (damaged header)", 0)
     page_size = struct.unpack_from("<I", header, 236)[0]
     if page_size not in (2048, 4096, 8192, 16384, 32768):

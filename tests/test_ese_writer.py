@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from parsers.windows_mail import _xor32, page_checksum_ok
+from parsers.windows_mail import page_checksum_ok, xor32
 from tests.fixtures.ese_writer import (
     BINARY,
     BIT,
@@ -141,7 +141,7 @@ def _check(path: Path, tables: list[Table]) -> None:
 def _pages(data: bytes, page_size: int) -> list[tuple[int, int]]:
     """(page number, flags) of every page, checking each page's checksum on the way."""
     header = data[:page_size]
-    assert struct.unpack_from("<I", header)[0] == _xor32(header[4:]) ^ 0x89ABCDEF
+    assert struct.unpack_from("<I", header)[0] == xor32(header[4:]) ^ 0x89ABCDEF
     assert data[page_size:2 * page_size] == header  # the shadow copy
     pages = []
     for pgno in range(1, len(data) // page_size - 1):
