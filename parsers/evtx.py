@@ -14,7 +14,7 @@ Deleted logs the collector recovered, logs without a file header and logs whose 
 cannot find are read chunk by chunk by :mod:`parsers.evtx_carve` (records with byte offsets).
 
 Speed: a large log is tens of thousands of small records, so the per-record path is kept short:
-orjson decodes the library's JSON, the System block is read in one pass (``read_event``), one
+orjson decodes the library's JSON, the System block is read in one pass (``read_fields``), one
 shaper per channel picks the fields (``describe``), and the Record is built directly.
 """
 
@@ -32,7 +32,7 @@ import evtx
 import orjson
 
 from parsers.base import ParseContext, Parser
-from parsers.evtx_events import Event, describe, one_line, parse_time, read_event
+from parsers.evtx_events import Event, Fields, describe, one_line, parse_time, read_fields
 from parsers.evtx_guard import looping_chunks, without_chunks
 from parsers.record import Record
 
@@ -184,17 +184,22 @@ class EvtxParser(Parser):
         ``parser`` names the parser in the records (the carver reuses this path under its own name).
         """
         build = _Builder(ctx, parser or self.NAME, recovered)
+        fast = build.fast
         pending: OrderedDict[str, _Block] = OrderedDict()
         pending_chars = 0
         for order, (number, decoded, header_time, offset) in enumerate(events):
             try:
-                event = read_event(number, decoded)
+                fields = read_fields(number, decoded)
             except (AttributeError, TypeError, ValueError) as exc:
                 ctx.warn(f"evtx: record {number} has an unexpected layout: {exc}", offset)
                 yield build.bare(order, number, decoded, offset)
                 continue
-            event.offset = offset
-            if event.time is None and not event.channel:
+            event_id, channel, _, _, time, _, data = fields
+            if (event_id != 4104 or "ScriptBlockId" not in data) and (time is not None or channel):
+                yield fast(order, fields, offset)  # the common case: no Event object kept
+                continue
+            event = Event(number, *fields, offset=offset)
+            if time is None and not channel:
                 # A record whose System block is empty: keep it, flagged, with the time the record
                 # header says it was written (labelled as such; TimeCreated is preferred otherwise).
                 ctx.warn(f"evtx: record {number} has no TimeCreated and no channel (damaged System block)",
@@ -202,34 +207,32 @@ class EvtxParser(Parser):
                 written = parse_time(header_time.removesuffix(" UTC") if header_time else None)
                 yield build.record(order, event, corrupted=True, written=written)
                 continue
-            if event.event_id == 4104 and "ScriptBlockId" in event.data:
-                total = _int(event.data.get("MessageTotal")) or 1
-                if total <= 1:
-                    yield build.script_block(order, event, {1: _text(event)}, 1, [number])
-                    continue
-                block_id = str(event.data["ScriptBlockId"])
-                block = pending.get(block_id)
-                if block is None:
-                    block = pending[block_id] = _Block(order=order, event=event, total=total)
-                part = _int(event.data.get("MessageNumber")) or 0
-                text = _text(event)
-                if part not in block.parts:
-                    block.parts[part] = text
-                    block.chars += len(text)
-                    pending_chars += len(text)
-                block.record_numbers.append(number)
-                if all(i in block.parts for i in range(1, block.total + 1)):
-                    del pending[block_id]
-                    pending_chars -= block.chars
-                    yield build.script_block(block.order, block.event, block.parts, block.total,
-                                             block.record_numbers)
-                while pending and (len(pending) > MAX_PENDING_BLOCKS or pending_chars > MAX_PENDING_CHARS):
-                    _, oldest = pending.popitem(last=False)
-                    pending_chars -= oldest.chars
-                    yield build.script_block(oldest.order, oldest.event, oldest.parts, oldest.total,
-                                             oldest.record_numbers)
+            # A part of a 4104 script block: joined with its other parts by ScriptBlockId.
+            total = _int(event.data.get("MessageTotal")) or 1
+            if total <= 1:
+                yield build.script_block(order, event, {1: _text(event)}, 1, [number])
                 continue
-            yield build.record(order, event)
+            block_id = str(event.data["ScriptBlockId"])
+            block = pending.get(block_id)
+            if block is None:
+                block = pending[block_id] = _Block(order=order, event=event, total=total)
+            part = _int(event.data.get("MessageNumber")) or 0
+            text = _text(event)
+            if part not in block.parts:
+                block.parts[part] = text
+                block.chars += len(text)
+                pending_chars += len(text)
+            block.record_numbers.append(number)
+            if all(i in block.parts for i in range(1, block.total + 1)):
+                del pending[block_id]
+                pending_chars -= block.chars
+                yield build.script_block(block.order, block.event, block.parts, block.total,
+                                         block.record_numbers)
+            while pending and (len(pending) > MAX_PENDING_BLOCKS or pending_chars > MAX_PENDING_CHARS):
+                _, oldest = pending.popitem(last=False)
+                pending_chars -= oldest.chars
+                yield build.script_block(oldest.order, oldest.event, oldest.parts, oldest.total,
+                                         oldest.record_numbers)
         for block in pending.values():
             yield build.script_block(block.order, block.event, block.parts, block.total, block.record_numbers)
 
@@ -244,8 +247,18 @@ class _Builder:
 
     def record(self, order: int, event: Event, overrides: dict[str, Any] | None = None,
                corrupted: bool = False, written: int | None = None, message: str | None = None) -> Record:
+        """The record of a kept :class:`Event` (a script block, a damaged System block)."""
+        fields = (event.event_id, event.channel, event.provider, event.computer, event.time, event.head,
+                  event.data)
+        return self.fast(order, fields, event.offset, overrides, corrupted, written, message)
+
+    def fast(self, order: int, fields: Fields, offset: int | None, overrides: dict[str, Any] | None = None,
+             corrupted: bool = False, written: int | None = None, message: str | None = None) -> Record:
+        """The record of one event given as :func:`read_fields` returns it (the per-record path)."""
         ctx = self.ctx
-        data_type, attributes, summary, shaped_user = describe(event, overrides)
+        event_id, channel, provider, computer, time, head, data = fields
+        data_type, attributes, summary, shaped_user = describe(event_id, channel, provider, head, data,
+                                                               overrides)
         if shaped_user:
             user = shaped_user
             if attributes.get("user_sid"):
@@ -254,15 +267,15 @@ class _Builder:
                 attributes["user_name"] = shaped_user
         else:
             user = attributes.get("user_sid") or ctx.user
-        if event.time is not None:
-            timestamps = {TIME_DESC: event.time}
+        if time is not None:
+            timestamps = {TIME_DESC: time}
         else:
             timestamps = {WRITTEN_DESC: written} if written is not None else {}
         if message is None:
-            message = one_line(f"[{event.event_id}] {event.channel}: {summary}")
-        provenance = ctx.provenance_at(event.offset) if event.offset is not None else ctx.provenance
+            message = one_line(f"[{event_id}] {channel}: {summary}")
+        provenance = ctx.provenance_at(offset) if offset is not None else ctx.provenance
         return Record.quick(data_type, message, provenance, self.parser, order, timestamps, attributes,
-                           event.computer or ctx.host, user, self.recovered, corrupted)
+                           computer or ctx.host, user, self.recovered, corrupted)
 
     def script_block(self, order: int, event: Event, parts: dict[int, str], total: int,
                      record_numbers: list[int]) -> Record:

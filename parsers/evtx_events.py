@@ -67,7 +67,7 @@ class Event:
     provider: str
     computer: str | None
     time: int | None
-    #: The System fields worth keeping, under stable snake_case names (see :func:`read_event`).
+    #: The System fields worth keeping, under stable snake_case names (see :func:`read_fields`).
     head: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
     #: Byte offset of the record in the source, when known (carved chunks).
@@ -152,19 +152,36 @@ def parse_time(text: Any) -> int | None:
     return (value - _EPOCH) // _ONE_US
 
 
-def read_event(record_number: int, parsed: dict[str, Any]) -> Event:
-    """Pull System fields and data out of one decoded record.
+#: What :func:`read_fields` returns: event ID, channel, provider, computer, time, head, data.
+Fields = tuple["int | None", str, str, "str | None", "int | None", dict[str, Any], dict[str, Any]]
 
-    This runs once per record, so the System block is read in one pass into both the
-    :class:`Event` fields and its ``head`` (the System attributes every record carries).
+
+def read_fields(record_number: int, parsed: dict[str, Any]) -> Fields:
+    """The fields of :class:`Event` of one decoded record, without building the Event.
+
+    This runs once per record, so the System block is read in one pass into both the event
+    fields and its ``head`` (the System attributes every record carries), and the parser builds
+    an :class:`Event` only for the records that need one kept (script block parts, damaged ones).
     """
     event = parsed.get("Event", parsed)
     system = event.get("System") or {}
-    provider = system.get("Provider")
+    get = system.get
+    provider = get("Provider")
+    raw_id = get("EventID")
+    version = get("Version")
+    level = get("Level")
+    task = get("Task")
+    opcode = get("Opcode")
+    keywords = get("Keywords")
+    time_created = get("TimeCreated")
+    correlation = get("Correlation")
+    execution = get("Execution")
+    channel = get("Channel")
+    computer = get("Computer")
+    security = get("Security")
     provider_attrs = provider.get("#attributes") if type(provider) is dict else None
     provider_name = str(provider_attrs.get("Name") or provider_attrs.get("EventSourceName") or "") \
         if provider_attrs else ""
-    raw_id = system.get("EventID")
     if type(raw_id) is dict:
         raw_id = raw_id.get("#text")
     if type(raw_id) is int:
@@ -174,37 +191,29 @@ def read_event(record_number: int, parsed: dict[str, Any]) -> Event:
             event_id = int(raw_id) if raw_id is not None else None
         except (TypeError, ValueError):
             event_id = None
-    time_created = system.get("TimeCreated")
     time_text = None
     if type(time_created) is dict:
         inner = time_created.get("#attributes")
         time_text = inner.get("SystemTime") if inner else None
-    channel = str(system.get("Channel") or "")
-    computer = system.get("Computer") or None
+    channel = channel if type(channel) is str else str(channel or "")
+    computer = computer or None
     head: dict[str, Any] = {"channel": channel, "provider": provider_name, "event_id": event_id,
                             "record_number": record_number}
     if computer:
         head["computer"] = computer
     # Unrolled on purpose: this is the hottest code of the EVTX parser.
-    get = system.get
-    value = get("Level")
-    if value is not None:
-        head["level"] = value.get("#text") if type(value) is dict else value
-    value = get("Task")
-    if value is not None:
-        head["task"] = value.get("#text") if type(value) is dict else value
-    value = get("Opcode")
-    if value is not None:
-        head["opcode"] = value.get("#text") if type(value) is dict else value
-    value = get("Keywords")
-    if value is not None:
-        head["keywords"] = value.get("#text") if type(value) is dict else value
-    value = get("Version")
-    if value is not None:
-        head["version"] = value.get("#text") if type(value) is dict else value
-    value = get("Execution")
-    if type(value) is dict:
-        inner = value.get("#attributes")
+    if level is not None:
+        head["level"] = level.get("#text") if type(level) is dict else level
+    if task is not None:
+        head["task"] = task.get("#text") if type(task) is dict else task
+    if opcode is not None:
+        head["opcode"] = opcode.get("#text") if type(opcode) is dict else opcode
+    if keywords is not None:
+        head["keywords"] = keywords.get("#text") if type(keywords) is dict else keywords
+    if version is not None:
+        head["version"] = version.get("#text") if type(version) is dict else version
+    if type(execution) is dict:
+        inner = execution.get("#attributes")
         if inner:
             item = inner.get("ProcessID")
             if item is not None and item != "":
@@ -212,22 +221,19 @@ def read_event(record_number: int, parsed: dict[str, Any]) -> Event:
             item = inner.get("ThreadID")
             if item is not None and item != "":
                 head["thread_id"] = item
-    value = get("Security")
-    if type(value) is dict:
-        inner = value.get("#attributes")
+    if type(security) is dict:
+        inner = security.get("#attributes")
         if inner:
             item = inner.get("UserID")
             if item is not None and item != "":
                 head["user_sid"] = item
-    value = get("Correlation")
-    if type(value) is dict:
-        inner = value.get("#attributes")
+    if type(correlation) is dict:
+        inner = correlation.get("#attributes")
         if inner:
             item = inner.get("ActivityID")
             if item is not None and item != "":
                 head["activity_id"] = item
-    return Event(record_number, event_id, channel, provider_name, computer, parse_time(time_text), head,
-                 event_data(event))
+    return event_id, channel, provider_name, computer, parse_time(time_text), head, event_data(event)
 
 
 def key_values(text: str) -> dict[str, str]:
@@ -313,6 +319,9 @@ def _user_from(data: dict[str, Any]) -> str | None:
 
 def _pairs_summary(data: dict[str, Any]) -> str:
     """``key=value`` for the first six non-empty data fields (records without a dedicated summary)."""
+    if len(data) <= 6:  # most events: no need to stop early
+        return " ".join([f"{key}={value}" for key, value in data.items()
+                         if value is not None and value != "" and value != "-"])
     pairs = []
     for key, value in data.items():
         if value is None or value == "" or value == "-":
@@ -324,11 +333,11 @@ def _pairs_summary(data: dict[str, Any]) -> str:
 
 
 #: What a channel-specific shaper returns: kind, data (possibly renamed), derived fields, summary.
+#: A shaper is called with the event ID, the provider name and the data fields.
 _Shape = tuple[str, dict[str, Any], dict[str, Any], str]
 
 
-def _ps_operational(event: Event) -> _Shape | None:
-    eid, data = event.event_id, event.data
+def _ps_operational(eid: int | None, provider: str, data: dict[str, Any]) -> _Shape | None:
     extra: dict[str, Any] = {}
     summary = ""
     if eid == 4104:
@@ -352,13 +361,12 @@ def _ps_operational(event: Event) -> _Shape | None:
     return kind, data, extra, summary
 
 
-def _windows_powershell(event: Event) -> _Shape | None:
-    eid = event.event_id
+def _windows_powershell(eid: int | None, provider: str, data: dict[str, Any]) -> _Shape | None:
     names = WINPS_FIELDS.get(eid) if eid is not None else None
     if names is None:
         return None
     extra: dict[str, Any] = {}
-    data = _rename_positional(event.data, names)
+    data = _rename_positional(data, names)
     details = key_values(str(data.pop("Details", "") or ""))
     extra.update({k: v for k, v in details.items() if v})
     if eid == 800:
@@ -379,9 +387,8 @@ def _windows_powershell(event: Event) -> _Shape | None:
     return "powershell:engine", data, extra, summary
 
 
-def _exchange(event: Event) -> _Shape | None:
-    eid = event.event_id
-    data = _rename_positional(event.data, EXCHANGE_FIELDS)
+def _exchange(eid: int | None, provider: str, data: dict[str, Any]) -> _Shape | None:
+    data = _rename_positional(data, EXCHANGE_FIELDS)
     activity = data.get("activity_id")
     if isinstance(activity, str) and activity.startswith("ActivityId: "):
         data["activity_id"] = activity[len("ActivityId: "):]
@@ -397,8 +404,7 @@ def _exchange(event: Event) -> _Shape | None:
     return "exchange:cmdlet", data, extra, f"Exchange cmdlet {status}: {extra['command']}"
 
 
-def _security(event: Event) -> _Shape | None:
-    eid, data = event.event_id, event.data
+def _security(eid: int | None, provider: str, data: dict[str, Any]) -> _Shape | None:
     extra: dict[str, Any] = {}
     if eid == 1102:
         return "security:log_cleared", data, extra, "The audit log was cleared"
@@ -418,17 +424,15 @@ def _security(event: Event) -> _Shape | None:
     return None
 
 
-def _system(event: Event) -> _Shape | None:
-    if event.event_id != 104 or "eventlog" not in event.provider.lower():
+def _system(eid: int | None, provider: str, data: dict[str, Any]) -> _Shape | None:
+    if eid != 104 or "eventlog" not in provider.lower():
         return None
-    data = event.data
     name = data.get("Channel") or data.get("BackupPath")
     return ("system:log_cleared", data, {},
             f"The {name} log was cleared" if name else "An event log was cleared")
 
 
-def _sysmon(event: Event) -> _Shape | None:
-    eid, data = event.event_id, event.data
+def _sysmon(eid: int | None, provider: str, data: dict[str, Any]) -> _Shape | None:
     extra: dict[str, Any] = {}
     if eid == 1 and data.get("CommandLine"):
         extra["command"] = data["CommandLine"]
@@ -437,46 +441,57 @@ def _sysmon(event: Event) -> _Shape | None:
     return "sysmon:" + SYSMON_TYPES.get(eid or 0, "event"), data, extra, summary
 
 
-def _wmi(event: Event) -> _Shape | None:
-    data = event.data
+def _wmi(eid: int | None, provider: str, data: dict[str, Any]) -> _Shape | None:
     extra: dict[str, Any] = {}
     operation = data.get("Operation")
     if operation:
         extra["command"] = str(operation)
     return "wmi:activity", data, extra, \
-        f"WMI activity {event.event_id}: {operation or data.get('Consumer') or ''}"
+        f"WMI activity {eid}: {operation or data.get('Consumer') or ''}"
 
 
 #: Channel -> shaper; a shaper returns None for the events of its channel it has no special form for.
-_SHAPERS: dict[str, Callable[[Event], _Shape | None]] = {
+_SHAPERS: dict[str, Callable[[int | None, str, dict[str, Any]], _Shape | None]] = {
     **{channel: _ps_operational for channel in PS_OPERATIONAL},
     "Windows PowerShell": _windows_powershell, EXCHANGE: _exchange, "Security": _security,
     "System": _system, SYSMON: _sysmon, WMI_ACTIVITY: _wmi}
 
 
-def describe(event: Event, overrides: dict[str, Any] | None = None,
+_USER_FIELDS_DISJOINT = _USER_FIELDS.isdisjoint
+#: kind -> record type (the few kinds shapers return, so that no string is built per record).
+_DATA_TYPES: dict[str, str] = {}
+
+
+def describe(event_id: int | None, channel: str, provider: str, head: dict[str, Any],
+             data: dict[str, Any], overrides: dict[str, Any] | None = None,
              ) -> tuple[str, dict[str, Any], str, str | None]:
     """Record type, attributes, summary line and user of one event, in one pass.
 
-    The per-record path of the parser: the attributes are the System fields, the data fields, the
-    derived fields and ``overrides``, later ones winning. ``event.head`` becomes the attribute
-    dictionary (it is not copied), so an event is described once.
+    The per-record path of the parser: the attributes are the System fields (``head``), the data
+    fields, the derived fields and ``overrides``, later ones winning. ``head`` becomes the
+    attribute dictionary (it is not copied), so an event is described once.
     """
-    attributes = event.head
-    shaper = _SHAPERS.get(event.channel)
-    shaped = shaper(event) if shaper is not None else None
+    attributes = head
+    shaper = _SHAPERS.get(channel)
+    shaped = shaper(event_id, provider, data) if shaper is not None else None
     if shaped is None:
-        data = event.data
         attributes.update(data)
         kind, summary = "record", _pairs_summary(data)
+        # The System fields never name a user: only data fields can.
+        named = not _USER_FIELDS_DISJOINT(data)
     else:
         kind, data, extra, summary = shaped
         attributes.update(data)
+        named = not _USER_FIELDS_DISJOINT(data)
         if extra:
             attributes.update(extra)
+            named = named or not _USER_FIELDS_DISJOINT(extra)
         if not summary:
             summary = _pairs_summary(data)
-    user = _user_from(attributes) or attributes.get("context_User")
+    user = (_user_from(attributes) if named else None) or attributes.get("context_User")
     if overrides:
         attributes.update(overrides)
-    return "windows:evtx:" + kind, attributes, summary, user
+    data_type = _DATA_TYPES.get(kind)
+    if data_type is None:
+        data_type = _DATA_TYPES.setdefault(kind, "windows:evtx:" + kind)
+    return data_type, attributes, summary, user

@@ -98,12 +98,9 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form used in ``records.jsonl`` (shallow: no deep copy of the attributes)."""
-        provenance = self.provenance
         return {
             "data_type": self.data_type, "message": self.message,
-            "provenance": {"bundle_path": provenance.bundle_path, "source_path": provenance.source_path,
-                           "sha256": provenance.sha256, "filesystem": provenance.filesystem,
-                           "offset": provenance.offset, "evidence": provenance.evidence},
+            "provenance": _provenance_dict(self.provenance),
             "parser": self.parser, "order": self.order, "timestamps": self.timestamps,
             "time_bounds": self.time_bounds, "attributes": self.attributes, "host": self.host,
             "user": self.user, "recovered": self.recovered, "corrupted": self.corrupted,
@@ -117,6 +114,19 @@ class Record:
         surrogates) falls back to ``json.dumps`` with its spaced separators and ``\\uXXXX``
         escapes, which keep such values losslessly; :func:`loads_record` tells the two apart.
         """
+        fragment = _provenance_fragment(self.provenance)
+        if fragment is not None and _PLAIN_DATACLASS:
+            # The instance dictionary holds exactly the fields of to_dict(): a copy with the
+            # provenance already serialised (the same for every record of a file) and tags as a
+            # list is the same JSON for less work.
+            data = self.__dict__.copy()
+            if len(data) == _FIELD_COUNT:
+                data["provenance"] = fragment
+                data["tags"] = list(self.tags)
+                try:
+                    return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
+                except TypeError:
+                    pass
         data = self.to_dict()
         try:
             return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS)
@@ -141,6 +151,38 @@ _PLAIN_DATACLASS = (tuple(f.name for f in dataclasses.fields(Record)) == (
     "data_type", "message", "provenance", "parser", "order", "timestamps", "time_bounds", "attributes",
     "host", "user", "recovered", "corrupted", "tags")
     and not hasattr(Record, "__slots__") and not hasattr(Record, "__post_init__"))
+_FIELD_COUNT = len(dataclasses.fields(Record))
+
+
+def _provenance_dict(provenance: Provenance) -> dict[str, Any]:
+    """The ``provenance`` object of a ``records.jsonl`` line."""
+    return {"bundle_path": provenance.bundle_path, "source_path": provenance.source_path,
+            "sha256": provenance.sha256, "filesystem": provenance.filesystem,
+            "offset": provenance.offset, "evidence": provenance.evidence}
+
+
+#: The last provenance seen by ``to_json_bytes`` and its JSON (None until it is seen twice, or if
+#: orjson refuses it). The records of a file share one Provenance object, so one slot suffices;
+#: carved records (one object each, with its offset) never pay for a fragment. The slot holds a
+#: reference, so ``is`` cannot match a recycled id.
+_last_provenance: tuple[Provenance | None, orjson.Fragment | None] = (None, None)
+
+
+def _provenance_fragment(provenance: Provenance) -> orjson.Fragment | None:
+    """``provenance`` pre-serialised as ``to_dict`` renders it, once it is seen a second time."""
+    global _last_provenance
+    last, fragment = _last_provenance
+    if last is not provenance:
+        _last_provenance = (provenance, None)
+        return None
+    if fragment is None and type(provenance) is Provenance:
+        try:
+            fragment = orjson.Fragment(orjson.dumps(_provenance_dict(provenance), default=str,
+                                                    option=_ORJSON_OPTIONS))
+        except TypeError:
+            return None  # such lines take the exact json path, as before
+        _last_provenance = (provenance, fragment)
+    return fragment
 
 
 def _clean_strings(value: Any) -> Any:
