@@ -233,7 +233,7 @@ def stage_evtx(b: Bench) -> None:
     b.goal("evtx", "where a record's CPU goes (System.evtx, µs per record)",
            f"library {per['library']:.1f}, orjson decoding {per['decode'] - per['library']:.1f}, "
            f"shaping into a Record {per['parse'] - per['decode']:.1f}, rule tagging "
-           f"{per['tag'] - per['parse']:.1f}, Record.to_json + write {per['write'] - per['tag']:.1f} "
+           f"{per['tag'] - per['parse']:.1f}, Record.to_json_bytes + write {per['write'] - per['tag']:.1f} "
            f"(total {per['write']:.1f})", None)
     b.goal("evtx", "library threads (number_of_threads=0 vs 1), not decoded",
            f"CPU {threaded.cpu_rate:,.0f} vs {bare.cpu_rate:,.0f}/CPU-s, wall {threaded.rate:,.0f} vs "

@@ -58,14 +58,15 @@ def parse(args: dict[str, Any]) -> dict[str, Any]:
         ctx = ParseContext(provenance=Provenance(bundle_path=None, source_path=args["source_path"],
                                                  sha256=None))
         records = matching = 0
-        out = open(args["out"], "w", encoding="utf-8", newline="\n") if engine and not tag_only else None
+        # bytes, as the parse stage writes records.jsonl (parsers/engine.py)
+        out = open(args["out"], "wb", buffering=1 << 16) if engine and not tag_only else None
         try:
             with open(args["path"], "rb") as handle:
                 for record in parser_cls().parse(handle, ctx):
                     records += 1
                     matching += record.data_type.startswith(prefix)
                     if out is not None:
-                        out.write(engine.tag(record).to_json() + "\n")
+                        out.write(engine.tag(record).to_json_bytes() + b"\n")
                     elif tag_only:
                         engine.tag(record)
         finally:
