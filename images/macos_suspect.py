@@ -50,7 +50,7 @@ ZSH_HISTORY = [
                               '"select ROWID, subject, deleted from messages"', None),
     ("2026-10-20T21:05:02", 1, "osascript -e 'tell application \"Mail\" to delete (every message "
                               "of mailbox \"INBOX\" of account \"Work\" whose subject contains "
-                              "\"wire\")'", "applescript_mail_delete"),
+                              "\"wire\")'", "shell_mail_osascript_delete"),
     ("2026-10-20T21:07:44", 0, f"rm ~/Library/Mail/V10/{ACCOUNT}/Deleted\\ Messages.mbox/"
                               f"{MBOX_UUID}/Data/Messages/4.emlx", "shell_mail_file_removed"),
     ("2026-10-20T21:08:15", 0, "grep -rl wire ~/Library/Mail/V10 | head", None),

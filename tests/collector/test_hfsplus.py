@@ -207,7 +207,8 @@ def test_hfsplus_apple_mail_findings_match_the_reference(runs: dict) -> None:
     # the rows that rest on the deleted .emlx exist only where the file system still lists it
     assert hfs == {row for row in fat if row[3] not in DELETED}
     for clearing in SCENARIO["clearing_commands"]:  # both clearing commands of erin's .zsh_history
-        assert ("T1070.008", clearing["time"].replace("+00:00", ".000000+00:00"), clearing["command"],
-                clearing["history"]) in hfs, clearing["command"]
+        for rule in ("T1070.008", clearing["rule_hint"]):
+            assert (rule, clearing["time"].replace("+00:00", ".000000+00:00"), clearing["command"],
+                    clearing["history"]) in hfs, (rule, clearing["command"])
     assert {row[0] for row in hfs} >= {"mail_client_apple_wal_removed", "mail_client_apple_orphan_emlx",
                                        "mail_client_apple_deleted_flag", "mail_client_apple_rowid_gap"}
