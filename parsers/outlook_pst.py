@@ -574,7 +574,9 @@ def _run_pffexport(exe: str, path: str, work: Path,
     out_path, err_path = work / "stdout.txt", work / "stderr.txt"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         try:
-            done = subprocess.run([exe, "-m", "recovered", "-q", "-t", str(work / "export"), path],
+            # an absolute path: a bundle file named "-…" must not read as an option
+            done = subprocess.run([exe, "-m", "recovered", "-q", "-t", str(work / "export"),
+                                   os.path.abspath(path)],
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=limit,
                                   check=False, env={**os.environ, "LC_ALL": "C.UTF-8"})
         except subprocess.TimeoutExpired:
