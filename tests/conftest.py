@@ -25,6 +25,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def manifest_triples(lines: list[dict]) -> set[tuple[str, str | None, bool]]:
+    """What two collections of the same files must share: (source path, sha256, deleted)."""
+    return {(line["source_path"], line["sha256"], bool(line["deleted"])) for line in lines}
+
+
 def corpus_path(relative: str) -> Path:
     """A path in ../shared/corpus, or skip the test with the reason."""
     path = CORPUS / relative

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from collector.bundle import read_manifest
 from collector.collect import collect
 from collector.opener import open_source
 from inboxtrail.cli import main
-from tests.conftest import IMAGES, sha256_of
+from tests.conftest import IMAGES, manifest_triples, sha256_of
 from tests.fixtures.bde_writer import make_recovery_password, write_bitlocker
 
 pytest.importorskip("pybde")
@@ -86,15 +87,6 @@ def disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     return image, offsets[0]
 
 
-def _manifest(bundle: Path) -> list[dict]:
-    with (bundle / "manifest.jsonl").open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
-
-
-def _triples(lines: list[dict]) -> set[tuple[str, str | None, bool]]:
-    return {(line["source_path"], line["sha256"], bool(line["deleted"])) for line in lines}
-
-
 @pytest.fixture(scope="module")
 def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set]:
     """What the plain reference images give: (path, sha256, deleted) per file."""
@@ -106,7 +98,7 @@ def references(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set]:
             collect(source, bundle, quiet=True)
         finally:
             source.close()
-        found[name] = _triples(_manifest(bundle))
+        found[name] = manifest_triples(read_manifest(bundle))
     return found
 
 
@@ -126,10 +118,10 @@ def test_credential_unlocks_bitlocker_volume_and_collects_the_same_files(
     assert set(provenances) == {"p1", "p2"}
     assert "|TSK_PARTITION/p1|BDE|NTFS" in provenances["p1"]
     assert not [w for w in report["warnings"] if w.startswith("locked")]
-    lines = _manifest(tmp_path / "case")
+    lines = read_manifest(tmp_path / "case")
     by_filesystem = {label: [line for line in lines if line["filesystem"] == label] for label in provenances}
-    assert _triples(by_filesystem["p1"]) == references["windows-suspect.raw"]
-    assert _triples(by_filesystem["p2"]) == references["linux-suspect.raw"]
+    assert manifest_triples(by_filesystem["p1"]) == references["windows-suspect.raw"]
+    assert manifest_triples(by_filesystem["p2"]) == references["linux-suspect.raw"]
     assert sha256_of(image) == before
 
 
@@ -144,7 +136,7 @@ def test_locked_bitlocker_volume_reported_and_plain_partition_collected(
     (warning,) = [w for w in report["warnings"] if w.startswith("locked")]
     assert warning.startswith(f"locked BDE volume p1 (byte offset {offset}, ")
     assert "no given credential unlocks it" in warning and "recovery_password" in warning
-    lines = _manifest(tmp_path / "case")
+    lines = read_manifest(tmp_path / "case")
     assert {line["filesystem"] for line in lines} == {"p2"}
-    assert _triples(lines) == references["linux-suspect.raw"]
+    assert manifest_triples(lines) == references["linux-suspect.raw"]
     assert sha256_of(image) == before

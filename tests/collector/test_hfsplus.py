@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.bundle import read_manifest
 from inboxtrail.cli import main
 from tests.conftest import IMAGES, sha256_of
 from tests.fixtures.hfsplus_writer import HfsEntry, HfsTimes, write_hfsplus
@@ -143,8 +144,7 @@ def _run(image: Path, out: Path) -> Path:
 
 
 def _manifest(run: Path) -> list[dict]:
-    with (run / "bundle" / "manifest.jsonl").open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
+    return read_manifest(run / "bundle")
 
 
 @pytest.fixture(scope="module")

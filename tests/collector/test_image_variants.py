@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from collector.bundle import read_manifest
 from collector.collect import collect
 from collector.opener import open_source
-from tests.conftest import CORPUS, IMAGES, corpus_path, sha256_of
+from tests.conftest import CORPUS, IMAGES, corpus_path, manifest_triples, sha256_of
 
 WINDOWS = IMAGES / "windows-suspect.raw"
 MACOS = IMAGES / "macos-suspect.E01"
@@ -111,15 +112,6 @@ def _scenario(name: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _manifest(bundle: Path) -> list[dict]:
-    with (bundle / "manifest.jsonl").open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
-
-
-def _triples(lines: list[dict]) -> set[tuple[str, str | None, bool]]:
-    return {(line["source_path"], line["sha256"], bool(line["deleted"])) for line in lines}
-
-
 def _collect(image: Path, bundle: Path,
              credentials: list[tuple[str, object]] | None = None) -> list[dict]:
     source = open_source(str(image), credentials=credentials)
@@ -127,7 +119,7 @@ def _collect(image: Path, bundle: Path,
         collect(source, bundle, quiet=True)
     finally:
         source.close()
-    return _manifest(bundle)
+    return read_manifest(bundle)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +165,7 @@ def test_variant_collects_same_files_as_reference(ident: str, relative: str,
         full = wanted
         wanted = [line for line in full if not drop_wanted(line, full)]
         lines = [line for line in lines if not drop_got(line, full)]
-    assert _triples(lines) == _triples(wanted)
+    assert manifest_triples(lines) == manifest_triples(wanted)
     assert sum(1 for line in lines if line["outcome"] == "collected") >= 5
     assert sha256_of(image) == before, "collecting changed the image"
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.bundle import read_manifest
 from collector.collect import collect
 from collector.image import ImageSource
 from collector.unallocated import (
@@ -105,10 +106,6 @@ def _delete(image: Path, path: str) -> tuple[Path, int, int]:
     return copy, first_block * 4096, len(blocks)
 
 
-def _manifest(bundle: Path) -> list[dict]:
-    return [json.loads(line) for line in (bundle / "manifest.jsonl").read_text().splitlines()]
-
-
 def _records(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
 
@@ -123,7 +120,7 @@ def test_deleted_spool_is_carved_attributed_and_deduplicated(tmp_path):
     assert hashlib.sha256(deleted.read_bytes()).hexdigest() == before  # evidence never written to
     assert report["counts"]["recovered"] == 1
 
-    carved = [line for line in _manifest(bundle) if line["artifact"] == MBOX_ARTIFACT]
+    carved = [line for line in read_manifest(bundle) if line["artifact"] == MBOX_ARTIFACT]
     assert len(carved) == 1
     line = carved[0]
     data = CAROL.encode()
@@ -174,7 +171,8 @@ def test_deleted_event_log_chunks_are_carved(tmp_path):
     deleted, offset, blocks = _delete(image, "/Windows/System32/winevt/Logs/Security.evtx")
     bundle = tmp_path / "bundle"
     collect(ImageSource(str(deleted)), bundle, quiet=True)
-    lines = {line["artifact"]: line for line in _manifest(bundle) if line["artifact"].startswith("carved")}
+    lines = {line["artifact"]: line for line in read_manifest(bundle)
+             if line["artifact"].startswith("carved")}
     assert set(lines) == {EVTX_ARTIFACT}  # no mail artifact directory here: no mbox carving
     line = lines[EVTX_ARTIFACT]
     # The chunk's zero tail was never written (a hole): the run ends with the file's last block,
@@ -191,14 +189,14 @@ def test_no_carving_without_a_mail_or_log_artifact(tmp_path):
     """Collection narrowed to shell histories: no mail or log artifact, so no carving."""
     bundle = tmp_path / "bundle"
     collect(ImageSource(str(LINUX_IMAGE)), bundle, artifacts=["BashShellHistory"], quiet=True)
-    assert not [line for line in _manifest(bundle) if line["artifact"].startswith("carved")]
+    assert not [line for line in read_manifest(bundle) if line["artifact"].startswith("carved")]
 
 
 def test_reference_image_deleted_spool_blocks_are_carved(tmp_path, scenario):
     """images/linux-suspect.raw: carol's deleted spool (inode 75) left its block, carved byte for byte."""
     bundle = tmp_path / "bundle"
     collect(ImageSource(str(LINUX_IMAGE)), bundle, quiet=True)
-    carved = [line for line in _manifest(bundle) if line["artifact"] == MBOX_ARTIFACT]
+    carved = [line for line in read_manifest(bundle) if line["artifact"] == MBOX_ARTIFACT]
     truth = scenario["deleted_files"][0]
     assert [(c["size"], c["sha256"]) for c in carved] == [(truth["size"], truth["sha256"])]
     out = tmp_path / "out"
@@ -279,7 +277,7 @@ def _file_start(image: Path, offset: int, path: str) -> tuple[int, int]:
 
 def _assert_slack_run(bundle: Path, out: Path, live: str, inode: int, cluster: int, mailbox: str):
     """The one slack run: exact manifest line, GONE recovered and attributed, KEPT a duplicate."""
-    carved = [line for line in _manifest(bundle)
+    carved = [line for line in read_manifest(bundle)
               if line["artifact"] == MBOX_ARTIFACT and line["source_path"].startswith("/$Slack/")]
     offset = cluster + len(OLD_HEAD)
     assert [(c["source_path"], c["carved_offset"], c["size"], c["sha256"], c["reason"], c["outcome"],
@@ -415,7 +413,7 @@ def test_fat_free_clusters_of_a_deleted_spool_are_carved(tmp_path, sectors, clus
     bundle = tmp_path / "bundle"
     collect(ImageSource(str(disk)), bundle, quiet=True)
     data = CAROL.encode()
-    carved = [line for line in _manifest(bundle) if line["artifact"] == MBOX_ARTIFACT]
+    carved = [line for line in read_manifest(bundle) if line["artifact"] == MBOX_ARTIFACT]
     assert [(c["source_path"], c["carved_offset"], c["size"], c["sha256"], c["reason"]) for c in carved] == [
         (f"/$Unallocated/carved_mbox-{offset:013d}", offset, len(data), hashlib.sha256(data).hexdigest(),
          f"carved from unallocated blocks of p1 at byte {offset} ({len(data)} bytes)")]
@@ -465,7 +463,7 @@ def test_spent_budget_stops_both_passes_with_warnings(tmp_path):
     _, cluster = _file_start(disk, 2048 * SECTOR, "/var/mail/dave")
     bundle = tmp_path / "bundle"
     report = collect(ImageSource(str(disk)), bundle, quiet=True, carve_budget=1e-9)
-    assert not [line for line in _manifest(bundle) if line["artifact"].startswith("carved")]
+    assert not [line for line in read_manifest(bundle) if line["artifact"].startswith("carved")]
     stops = [w.split(";")[0] for w in report["warnings"] if "stopped" in w]
     assert stops == [
         # The free space starts with the cluster after the spool's (the only file).

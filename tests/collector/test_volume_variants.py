@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from dfvfs.helpers import volume_scanner
 
+from collector.bundle import read_manifest
 from collector.collect import collect
 from collector.image import _Mediator, _PerVolumeScanner
 from collector.opener import open_source
 from inboxtrail.cli import main
-from tests.conftest import IMAGES, sha256_of
+from tests.conftest import IMAGES, manifest_triples, sha256_of
 
 VARIANTS = IMAGES / "variants"
 LAYOUT = VARIANTS / "volume-variants.json"
@@ -40,15 +41,6 @@ def _image(name: str) -> Path:
     return path
 
 
-def _manifest(bundle: Path) -> list[dict]:
-    with (bundle / "manifest.jsonl").open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle]
-
-
-def _triples(lines: list[dict]) -> set[tuple[str, str | None, bool]]:
-    return {(line["source_path"], line["sha256"], bool(line["deleted"])) for line in lines}
-
-
 @pytest.fixture(scope="module")
 def linux_reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     source = open_source(str(IMAGES / "linux-suspect.raw"))
@@ -57,7 +49,7 @@ def linux_reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         collect(source, bundle, quiet=True)
     finally:
         source.close()
-    return _manifest(bundle)
+    return read_manifest(bundle)
 
 
 def _luks_volume(layout: dict) -> dict:
@@ -83,7 +75,7 @@ def test_locked_luks_volume_reported_and_plain_partition_collected(
     assert f"LUKSDE volume {volume['partition']} (byte offset {volume['offset']}," in warning
     assert "accepted: password" in warning
     # The plain ext4 beside it is the linux-suspect file system, collected in full.
-    assert _triples(_manifest(tmp_path / "b")) == _triples(linux_reference)
+    assert manifest_triples(read_manifest(tmp_path / "b")) == manifest_triples(linux_reference)
     assert sha256_of(image) == before
 
 
@@ -97,7 +89,7 @@ def test_cli_password_unlocks_luks_volume(layout: dict, tmp_path: Path) -> None:
     assert set(provenances) == {"p1", "p2"}
     assert "|LUKSDE|NTFS" in provenances["p1"]
     assert not [w for w in report["warnings"] if w.startswith("locked")]
-    lines = _manifest(out)
+    lines = read_manifest(out)
     assert any(line["filesystem"] == "p1" and line["outcome"] == "collected"
                and "/winevt/Logs/" in line["source_path"] for line in lines)
 
@@ -149,7 +141,7 @@ def test_exfat_deleted_spool_listed_and_recovered(layout: dict, tmp_path: Path) 
         collect(source, tmp_path / "b", quiet=True)
     finally:
         source.close()
-    (line,) = [x for x in _manifest(tmp_path / "b")
+    (line,) = [x for x in read_manifest(tmp_path / "b")
                if x["deleted"] and x["source_path"] == layout["deleted_path"]]
     assert line["outcome"] == "recovered"
     assert line["sha256"] == layout["deleted_sha256"]
@@ -164,7 +156,7 @@ def test_xfs_lists_no_deleted_entries_and_says_nothing_failed(layout: dict, tmp_
         report = collect(source, tmp_path / "b", quiet=True)
     finally:
         source.close()
-    lines = _manifest(tmp_path / "b")
+    lines = read_manifest(tmp_path / "b")
     assert report["counts"]["failed"] == 0
     # Named deleted entries: none (carving of unallocated space and slack is another matter).
     assert not [x for x in lines if x["deleted"]
@@ -181,7 +173,7 @@ def windows_reference(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         collect(source, bundle, quiet=True)
     finally:
         source.close()
-    return _manifest(bundle)
+    return read_manifest(bundle)
 
 
 def test_unreadable_luks2_volume_reported_and_other_partition_collected(
@@ -209,9 +201,9 @@ def test_unreadable_luks2_volume_reported_and_other_partition_collected(
         "libluksde_internal_volume_open_read: invalid master key size value out of bounds. "
         "libluksde_volume_open_file_io_handle: unable to read from volume handle.); skipped")
     # The NTFS beside it is the windows-suspect file system, collected in full.
-    lines = _manifest(tmp_path / "b")
+    lines = read_manifest(tmp_path / "b")
     assert {line["filesystem"] for line in lines} == {plain["partition"]}
-    assert _triples(lines) == _triples(windows_reference)
+    assert manifest_triples(lines) == manifest_triples(windows_reference)
     assert sha256_of(image) == before
 
 
