@@ -254,23 +254,35 @@ def per_manifest(root: Path, build: Callable[[str], T]) -> T | None:
     return _built(build, str(manifest), stat.st_mtime_ns, stat.st_size)
 
 
-def _build_manifest_index(manifest: str) -> ManifestIndex:
-    folders: dict[tuple[str, str], list[SiblingFile]] = {}
-    artifacts: set[str] = set()
+def manifest_lines(manifest: str | Path, keep: Callable[[str], bool] | None = None
+                   ) -> Iterator[dict[str, Any]]:
+    """The decoded lines of a bundle manifest, streamed; a line that is not a JSON object is
+    skipped (a damaged manifest still gives what it holds). ``keep`` tests the raw text first, so
+    lines that cannot matter are not decoded at all."""
     with open(manifest, encoding="utf-8") as handle:
         for text in handle:
+            if keep is not None and not keep(text):
+                continue
             try:
                 line = json.loads(text)
             except json.JSONDecodeError:
                 continue
-            if line.get("artifact"):
-                artifacts.add(line["artifact"])
-            if line.get("kind") is None:
-                continue
-            path = PurePosixPath(line["source_path"])
-            folders.setdefault((line.get("filesystem") or "", str(path.parent)), []).append(
-                SiblingFile(source_path=str(path), name=path.name, deleted=bool(line.get("deleted")),
-                            outcome=line.get("outcome"), bundle_path=line.get("bundle_path")))
+            if isinstance(line, dict):
+                yield line
+
+
+def _build_manifest_index(manifest: str) -> ManifestIndex:
+    folders: dict[tuple[str, str], list[SiblingFile]] = {}
+    artifacts: set[str] = set()
+    for line in manifest_lines(manifest):
+        if line.get("artifact"):
+            artifacts.add(line["artifact"])
+        if line.get("kind") is None:
+            continue
+        path = PurePosixPath(line["source_path"])
+        folders.setdefault((line.get("filesystem") or "", str(path.parent)), []).append(
+            SiblingFile(source_path=str(path), name=path.name, deleted=bool(line.get("deleted")),
+                        outcome=line.get("outcome"), bundle_path=line.get("bundle_path")))
     return ManifestIndex(folders=folders, artifacts=frozenset(artifacts))
 
 
@@ -296,20 +308,15 @@ def manifest_times(root: Path, filesystem: str, paths: Iterable[str],
     needles = [name for name in names
                if name.isascii() and name.isprintable() and '"' not in name and "\\" not in name]
     prefilter = len(needles) == len(names)
-    with open(Path(root) / "manifest.jsonl", encoding="utf-8") as handle:
-        for text in handle:
-            if prefilter and not any(needle in text for needle in needles):
-                continue
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(line, dict) or line.get("deleted"):
-                continue
-            if line.get("source_path") not in wanted or (line.get("filesystem") or "") != filesystem:
-                continue
-            found[line["source_path"]] = {key: value for key in keys
-                                          if (value := manifest_time(line, key)) is not None}
+    for line in manifest_lines(Path(root) / "manifest.jsonl",
+                               (lambda text: any(needle in text for needle in needles)) if prefilter
+                               else None):
+        if line.get("deleted"):
+            continue
+        if line.get("source_path") not in wanted or (line.get("filesystem") or "") != filesystem:
+            continue
+        found[line["source_path"]] = {key: value for key in keys
+                                      if (value := manifest_time(line, key)) is not None}
     return found
 
 

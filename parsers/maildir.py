@@ -29,7 +29,6 @@ moved out at that time (rule ``maildir_folder_message_removed`` tags it for ``cu
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from parsers.mail_evidence import (
     is_trash_folder,
     maildir_name_time,
     maildir_split,
+    manifest_lines,
     manifest_time,
     per_manifest,
 )
@@ -121,20 +121,15 @@ class _FolderIndex:
 def _build_folder_index(manifest: str) -> _FolderIndex:
     files: dict[tuple[str, str], _DirectoryFiles] = {}
     dirs: dict[tuple[str, str], dict[str, Any]] = {}
-    with open(manifest, encoding="utf-8") as handle:
-        for text in handle:
-            try:
-                line = json.loads(text)
-            except json.JSONDecodeError:
-                continue
-            if not isinstance(line, dict) or not isinstance(line.get("source_path"), str):
-                continue
-            filesystem = line.get("filesystem") or ""
-            if line.get("kind") == "dir" and not line.get("deleted"):
-                dirs[(filesystem, line["source_path"])] = line
-            elif line.get("kind") == "file" and line.get("outcome") != "missing":
-                parent = str(PurePosixPath(line["source_path"]).parent)
-                files.setdefault((filesystem, parent), _DirectoryFiles()).add(line)
+    for line in manifest_lines(manifest):
+        if not isinstance(line.get("source_path"), str):
+            continue
+        filesystem = line.get("filesystem") or ""
+        if line.get("kind") == "dir" and not line.get("deleted"):
+            dirs[(filesystem, line["source_path"])] = line
+        elif line.get("kind") == "file" and line.get("outcome") != "missing":
+            parent = str(PurePosixPath(line["source_path"]).parent)
+            files.setdefault((filesystem, parent), _DirectoryFiles()).add(line)
     return _FolderIndex(files=files, dirs=dirs)
 
 
