@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,25 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def first_mbr_partition(disk: Path) -> tuple[int, int]:
+    """(first sector, sector count) of the first MBR partition entry of ``disk``."""
+    with disk.open("rb") as handle:
+        return struct.unpack_from("<II", handle.read(512), 0x1BE + 8)
+
+
+def copy_first_mbr_partition(disk: Path, out: Path) -> Path:
+    """The first MBR partition of ``disk`` copied to ``out`` (streamed, 1 MiB at a time)."""
+    start, sectors = first_mbr_partition(disk)
+    with disk.open("rb") as handle, out.open("wb") as target:
+        handle.seek(start * 512)
+        left = sectors * 512
+        while left:
+            chunk = handle.read(min(left, 1 << 20))
+            target.write(chunk)
+            left -= len(chunk)
+    return out
 
 
 def manifest_triples(lines: list[dict]) -> set[tuple[str, str | None, bool]]:

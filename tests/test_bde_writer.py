@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IMAGES, sha256_of
+from tests.conftest import IMAGES, copy_first_mbr_partition, sha256_of
 from tests.fixtures.bde_writer import (
     AES_128_CBC,
     AES_128_XTS,
@@ -45,22 +45,10 @@ DESCRIPTION = "WS-DAVE01 C: 02/10/2026"
 METHODS = {"aes-xts-128": AES_128_XTS, "aes-cbc-128": AES_128_CBC}
 
 
-def _partition(disk: Path, out: Path) -> Path:
-    """The first MBR partition of ``disk`` copied to ``out`` (streamed)."""
-    with disk.open("rb") as handle, out.open("wb") as target:
-        start, sectors = struct.unpack_from("<II", handle.read(512), 0x1BE + 8)
-        handle.seek(start * 512)
-        left = sectors * 512
-        while left:
-            chunk = handle.read(min(left, 1 << 20))
-            target.write(chunk)
-            left -= len(chunk)
-    return out
-
 
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _partition(DISK, tmp_path_factory.mktemp("bde-plain") / "ntfs.raw")
+    return copy_first_mbr_partition(DISK, tmp_path_factory.mktemp("bde-plain") / "ntfs.raw")
 
 
 @pytest.fixture(scope="module")

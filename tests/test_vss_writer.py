@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import shutil
-import struct
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IMAGES, sha256_of
+from tests.conftest import IMAGES, copy_first_mbr_partition, sha256_of
 from tests.fixtures.vss_writer import (
     BLOCK_SIZE,
     VOLUME_HEADER_OFFSET,
@@ -37,20 +36,6 @@ VOLUME_ID = uuid.UUID("5c1f0e2a-7d3b-4e8f-9a61-2b4c6d8e0f13")
 OLDER = (uuid.UUID("0d6c3b1e-52a4-4f0e-8c7d-91e2f3a4b5c6"), datetime(2026, 10, 1, 8, 0, tzinfo=UTC))
 NEWER = (uuid.UUID("7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d"), datetime(2026, 10, 15, 17, 30, 5, tzinfo=UTC))
 
-
-def _partition(disk: Path, out: Path) -> Path:
-    """The first MBR partition of ``disk`` copied to ``out`` (streamed)."""
-    with disk.open("rb") as handle:
-        mbr = handle.read(512)
-        start, sectors = struct.unpack_from("<II", mbr, 0x1BE + 8)
-        handle.seek(start * 512)
-        with out.open("wb") as target:
-            left = sectors * 512
-            while left:
-                chunk = handle.read(min(left, 1 << 20))
-                target.write(chunk)
-                left -= len(chunk)
-    return out
 
 
 def _edited(source: Path, out: Path, blocks: dict[int, bytes]) -> Path:
@@ -94,7 +79,7 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     wiped) and other MFT bytes; the newer one differs in the MFT block and a block of file data.
     """
     work = tmp_path_factory.mktemp("vss-states")
-    now = _partition(DISK, work / "now.raw")
+    now = copy_first_mbr_partition(DISK, work / "now.raw")
     free_zero = (now.stat().st_size // BLOCK_SIZE) - 8
     assert _block(now, free_zero) == bytes(BLOCK_SIZE), "premise: a zero block near the end"
     older = _edited(now, work / "older.raw", {1: _pattern("older mft"), free_zero: _pattern("wiped mail")})

@@ -22,7 +22,7 @@ from collector.bundle import read_manifest
 from collector.collect import collect
 from collector.opener import open_source
 from inboxtrail.cli import main
-from tests.conftest import IMAGES, manifest_triples, sha256_of
+from tests.conftest import IMAGES, copy_first_mbr_partition, manifest_triples, sha256_of
 from tests.fixtures.bde_writer import make_recovery_password, write_bitlocker
 
 pytest.importorskip("pybde")
@@ -34,18 +34,6 @@ WRONG_RECOVERY_PASSWORD = "111111-222222-333333-444444-555555-666666-777777-8888
 SECTOR = 512
 FIRST_SECTOR = 2048  # p1 starts at 1 MiB, as the reference images' partitions do
 
-
-def _partition(disk: Path, out: Path) -> Path:
-    """The first MBR partition of ``disk`` copied to ``out`` (streamed)."""
-    with disk.open("rb") as handle, out.open("wb") as target:
-        start, sectors = struct.unpack_from("<II", handle.read(SECTOR), 0x1BE + 8)
-        handle.seek(start * SECTOR)
-        left = sectors * SECTOR
-        while left:
-            chunk = handle.read(min(left, 1 << 20))
-            target.write(chunk)
-            left -= len(chunk)
-    return out
 
 
 def _mbr_disk(partitions: list[tuple[int, Path]], out: Path) -> list[int]:
@@ -75,8 +63,8 @@ def _mbr_disk(partitions: list[tuple[int, Path]], out: Path) -> list[int]:
 def disk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """The two-partition disk and the byte offset of its BitLocker partition."""
     folder = tmp_path_factory.mktemp("bitlocker-disk")
-    ntfs = _partition(IMAGES / "windows-suspect.raw", folder / "ntfs.raw")
-    ext4 = _partition(IMAGES / "linux-suspect.raw", folder / "ext4.raw")
+    ntfs = copy_first_mbr_partition(IMAGES / "windows-suspect.raw", folder / "ntfs.raw")
+    ext4 = copy_first_mbr_partition(IMAGES / "linux-suspect.raw", folder / "ext4.raw")
     encrypted = folder / "ntfs.bde"
     write_bitlocker(ntfs, encrypted, recovery_password=RECOVERY_PASSWORD, password=PASSWORD, seed=SEED,
                     created=datetime(2026, 10, 2, 9, 0, tzinfo=UTC))

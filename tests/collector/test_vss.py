@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import struct
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from inboxtrail.cli import main
-from tests.conftest import IMAGES, sha256_of
+from tests.conftest import IMAGES, copy_first_mbr_partition, first_mbr_partition, sha256_of
 from tests.fixtures.vss_writer import ShadowCopy, write_shadow_copies
 
 DISK = IMAGES / "windows-suspect.raw"
@@ -61,10 +60,8 @@ def vss_disk(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("vss-disk")
     scenario = json.loads((IMAGES / "windows-suspect.scenario.json").read_text(encoding="utf-8"))
     inbox = next(entry for entry in scenario["files"] if entry["path"] == INBOX)
-    with DISK.open("rb") as handle:
-        start, sectors = struct.unpack_from("<II", handle.read(512), 0x1BE + 8)
-        handle.seek(start * 512)
-        (work / "store2.raw").write_bytes(handle.read(sectors * 512))  # 3 MiB
+    start, _ = first_mbr_partition(DISK)
+    copy_first_mbr_partition(DISK, work / "store2.raw")  # 3 MiB
     shutil.copyfile(work / "store2.raw", work / "store1.raw")
     shutil.copyfile(work / "store2.raw", work / "now.raw")
     mbox = work / "Archive"
