@@ -104,3 +104,36 @@ def test_opener_errors(tmp_path):
     bogus.write_bytes(b"\x00" * 65536)
     with pytest.raises(UnrecognisedSourceError):
         open_source(str(bogus))
+
+
+def test_artifact_file_skips_the_image_scan(tmp_path):
+    """A file that starts with an artifact signature opens as a loose file without dfvfs;
+    the same bytes behind an image extension still go to the image reader (and fail there)."""
+    import subprocess
+    import sys
+
+    from collector.opener import is_artifact_file
+    from tests.fixtures.evtx_writer import EvtxWriter
+
+    log = tmp_path / "Security.evtx"
+    with EvtxWriter(log, computer="dc01") as writer:
+        writer.add(channel="Security", provider="Microsoft-Windows-Eventlog", event_id=1102,
+                   time=1_700_000_000_000_000)
+    spool = tmp_path / "dave"
+    spool.write_bytes(SPOOL)
+    other = tmp_path / "notes.txt"
+    other.write_text("hello")
+    assert is_artifact_file(str(log)) and is_artifact_file(str(spool))
+    assert not is_artifact_file(str(other)) and not is_artifact_file(str(tmp_path / "missing"))
+    disguised = tmp_path / "disk.raw"
+    disguised.write_bytes(log.read_bytes())
+    assert not is_artifact_file(str(disguised))
+    with pytest.raises(UnrecognisedSourceError):
+        open_source(str(disguised))
+    root = Path(__file__).resolve().parents[2]
+    check = ("import sys; from collector.opener import open_source; "
+             f"s = open_source({str(log)!r}); print(type(s).__name__, 'dfvfs' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", check], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["LooseSource", "False"]
+    collect(open_source(str(log)), tmp_path / "bundle", quiet=True)
+    assert set(_manifest(tmp_path / "bundle")) == {"/Security.evtx"}
