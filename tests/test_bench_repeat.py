@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-import run as bench_run  # noqa: E402
+import run as bench_run
 
 
 def test_fastest_keeps_the_least_cpu_pass(monkeypatch: pytest.MonkeyPatch) -> None:
