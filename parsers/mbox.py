@@ -309,9 +309,9 @@ def parse_rfc2822_date(value: str | None) -> int | None:
         return None
     # A date whose text around the clock was read before (same day, same zone: most of a spool)
     # needs no regex: see _DATE_HEADS.
-    head, _, zone = value.rpartition(" ")
+    head, _, written_zone = value.rpartition(" ")
     head, _, clock = head.rpartition(" ")
-    midnight = _DATE_HEADS.get((head, zone))
+    midnight = _DATE_HEADS.get((head, written_zone))
     if midnight is not None and len(clock) == 8 and clock[2] == ":" and clock[5] == ":" and clock.isascii():
         hour, minute, second = clock[:2], clock[3:5], clock[6:]
         if hour.isdigit() and minute.isdigit() and second.isdigit():
@@ -327,8 +327,9 @@ def parse_rfc2822_date(value: str | None) -> int | None:
             midnight = _midnight(key)
         hours, minutes, seconds = int(hour), int(minute), int(second)
         if midnight is not None and hours <= 23 and minutes <= 59 and seconds <= 59:
-            if len(clock) == 8 and value == f"{head} {clock} {zone}" and clock == f"{hour}:{minute}:{second}":
-                _remember_head(head, fast.group(5), midnight)
+            if (zone == written_zone and len(clock) == 8 and clock == f"{hour}:{minute}:{second}"
+                    and value == f"{head} {clock} {zone}"):
+                _remember_head(head, zone, midnight)
             return midnight + ((hours * 60 + minutes) * 60 + seconds) * 1_000_000
     try:
         parsed = email.utils.parsedate_to_datetime(value)
@@ -739,7 +740,7 @@ SEPARATOR_CHUNK = 16 * 1024
 
 
 def _next_separator(buf: Any, pos: int, size: int) -> int:
-    """Offset of the next ``\nFrom `` at or after ``pos`` in ``buf[:size]``, or -1.
+    """Offset of the next ``\\nFrom `` at or after ``pos`` in ``buf[:size]``, or -1.
 
     The regex engine searches ~2 GB/s, ``memchr`` ~15 GB/s. A separator holds a space five bytes
     in, and base64 (attachments: most of the bytes of real mail) has none, so the search first
