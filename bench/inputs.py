@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +87,12 @@ def _body_pool(rng: random.Random) -> list[str]:
     return pool + [">From the archive: " + _sentence(rng, 2, 6) for _ in range(5)]
 
 
-def make_mbox(path: Path, target_bytes: int, seed: int = 1) -> MboxInput:
-    """An mbox spool of short plain-text messages (~5 KB on average) until ``target_bytes``.
-
-    Each message has the headers of :func:`_message_head`, Message-ID, MIME headers, X-UID and
-    Status, and a text/plain body of 3-120 lines; body lines that start with ``From `` are quoted
-    as ``>From `` (mboxrd), so every reader sees the same messages.
-    """
+def _write_spool(path: Path, target_bytes: int, seed: int,
+                 body_of: Callable[[random.Random, list[str]], tuple[str, bytes]]) -> MboxInput:
+    """Messages until ``target_bytes``: headers of :func:`_message_head`, Message-ID, MIME
+    headers, X-UID and Status, then the body ``body_of(rng, lines)`` makes of 3-120 text lines
+    (its Content-Type value and bytes). One loop for both profiles, so that their headers and
+    their use of the seeded RNG stay the same."""
     rng = random.Random(seed)
     body_pool = _body_pool(rng)
     size = messages = 0
@@ -101,15 +101,30 @@ def make_mbox(path: Path, target_bytes: int, seed: int = 1) -> MboxInput:
         while size < target_bytes:
             epoch += rng.randint(1, 600)
             head, domain = _message_head(rng, epoch)
-            lines = rng.choices(body_pool, k=rng.randint(3, 120))
-            message = (
-                f"{head}Message-ID: <{rng.getrandbits(64):016x}.{messages}@{domain}>\nMIME-Version: 1.0\n"
-                f"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n"
-                f"X-UID: {messages + 1}\nStatus: RO\n\n" + "\n".join(lines) + "\n\n").encode()
+            content_type, body = body_of(rng, rng.choices(body_pool, k=rng.randint(3, 120)))
+            encoding = "" if content_type.startswith("multipart/") else "Content-Transfer-Encoding: 8bit\n"
+            message = (f"{head}Message-ID: <{rng.getrandbits(64):016x}.{messages}@{domain}>\n"
+                       f"MIME-Version: 1.0\nContent-Type: {content_type}\n{encoding}"
+                       f"X-UID: {messages + 1}\nStatus: RO\n\n").encode() + body + b"\n"
             out.write(message)
             size += len(message)
             messages += 1
     return MboxInput(path, size, messages)
+
+
+def _plain_body(rng: random.Random, lines: list[str]) -> tuple[str, bytes]:
+    """(Content-Type value, body) of a text/plain message of ``lines``."""
+    return "text/plain; charset=utf-8", "\n".join(lines).encode() + b"\n"
+
+
+def make_mbox(path: Path, target_bytes: int, seed: int = 1) -> MboxInput:
+    """An mbox spool of short plain-text messages (~5 KB on average) until ``target_bytes``.
+
+    Each message has the headers of :func:`_message_head`, Message-ID, MIME headers, X-UID and
+    Status, and a text/plain body of 3-120 lines; body lines that start with ``From `` are quoted
+    as ``>From `` (mboxrd), so every reader sees the same messages.
+    """
+    return _write_spool(path, target_bytes, seed, _plain_body)
 
 
 #: Shares of the realistic profile's multipart kinds (the rest is plain text).
@@ -174,10 +189,10 @@ def _attachment(rng: random.Random, boundary: str, index: int) -> bytes:
 
 def _realistic_body(rng: random.Random, lines: list[str]) -> tuple[str, bytes]:
     """(Content-Type value, body) of one message of the realistic mix (see make_mbox_realistic)."""
-    text = "\n".join(lines)
     roll = rng.random()
     if roll >= REALISTIC_ATTACHMENT + REALISTIC_ALTERNATIVE:
-        return "text/plain; charset=utf-8", text.encode() + b"\n"
+        return _plain_body(rng, lines)
+    text = "\n".join(lines)
     preamble = b"This is a multi-part message in MIME format.\n\n"
     inner_type, inner = _alternative(rng, text, lines)
     if roll >= REALISTIC_ATTACHMENT:
@@ -200,23 +215,7 @@ def make_mbox_realistic(path: Path, target_bytes: int, seed: int = 6) -> MboxInp
     mailboxes; the mean is what the issue's ``mailbox`` measurement implies (71 MB/s at ~2 k
     messages/s, ~35 KB a message).
     """
-    rng = random.Random(seed)
-    body_pool = _body_pool(rng)
-    size = messages = 0
-    epoch = _EPOCH
-    with path.open("wb", buffering=1 << 20) as out:
-        while size < target_bytes:
-            epoch += rng.randint(1, 600)
-            head, domain = _message_head(rng, epoch)
-            content_type, body = _realistic_body(rng, rng.choices(body_pool, k=rng.randint(3, 120)))
-            encoding = "" if content_type.startswith("multipart/") else "Content-Transfer-Encoding: 8bit\n"
-            message = (f"{head}Message-ID: <{rng.getrandbits(64):016x}.{messages}@{domain}>\n"
-                       f"MIME-Version: 1.0\nContent-Type: {content_type}\n{encoding}"
-                       f"X-UID: {messages + 1}\nStatus: RO\n\n").encode() + body + b"\n"
-            out.write(message)
-            size += len(message)
-            messages += 1
-    return MboxInput(path, size, messages)
+    return _write_spool(path, target_bytes, seed, _realistic_body)
 
 
 _COMMANDS = (
