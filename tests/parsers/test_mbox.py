@@ -204,7 +204,10 @@ def test_crlf_mbox_and_header_only_tail():
 @pytest.mark.parametrize("text", [
     "Mon, 5 Oct 2026 05:12:37 -0400", "5 Oct 2026 09:00:01 +0000", "Wed, 7 Oct 2026 15:39:55 +0200 (CEST)",
     "Thu, 31 Dec 2026 23:59:59 -1130", "Mon, 5 Oct 2026 05:12:37 GMT", "Mon, 5 Oct 26 05:12:37 +0000",
-    "Mon, 31 Feb 2026 05:12:37 +0000", "garbage"])
+    "Mon, 31 Feb 2026 05:12:37 +0000", "garbage",
+    # odd spacing, one-digit hours, a leap second, hour 24
+    "Mon,  5\tOct 2026 05:12:37 -0400", "Mon, 05 Oct 2026 5:12:37 +0130 (x)", "5 Oct 2026 23:59:60 +0000",
+    "Mon, 5 Oct 2026 24:00:00 +0000"])
 def test_fast_rfc2822_path_equals_the_email_module(text):
     try:
         parsed = email.utils.parsedate_to_datetime(text)
@@ -427,14 +430,3 @@ def test_single_utf8_word_fast_path_equals_the_email_module(value):
     except (UnicodeError, ValueError, LookupError):
         expected = value
     assert decode_header_value(value) == expected
-
-
-@pytest.mark.parametrize("text", ["Mon,  5\tOct 2026 05:12:37 -0400", "Mon, 05 Oct 2026 5:12:37 +0130 (x)",
-                                  "5 Oct 2026 23:59:60 +0000", "Mon, 5 Oct 2026 24:00:00 +0000"])
-def test_fast_rfc2822_path_on_odd_spacing_equals_the_email_module(text):
-    try:
-        parsed = email.utils.parsedate_to_datetime(text)
-        expected = from_datetime(parsed) if parsed is not None else None
-    except (TypeError, ValueError):
-        expected = None
-    assert parse_rfc2822_date(text) == expected
