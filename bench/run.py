@@ -138,9 +138,16 @@ def _fastest(once: Callable[[], Any], cpu: Callable[[Any], float], cleanup: Call
     return min(results, key=cpu), len(results), results
 
 
-def _with_peak(m: measure.Measurement, passes: list[measure.Measurement]) -> measure.Measurement:
-    """``m`` with the largest peak RSS of all its passes (memory is not a best-of figure)."""
-    return dataclasses.replace(m, peak_mib=max(p.peak_mib for p in passes))
+def _fastest_run(argv: list[str], cwd: Path | None = None, out: str | Path | None = None,
+                 ) -> measure.Measurement:
+    """``argv`` measured as the fastest of :data:`REPEAT` passes (``out`` removed between them),
+    with the largest peak RSS of all its passes (memory is not a best-of figure) and ``passes``
+    in its report."""
+    best, count, passes = _fastest(lambda: measure.run(argv, cwd=cwd), _measure_cpu,
+                                   cleanup=lambda: _remove(out))
+    best = dataclasses.replace(best, peak_mib=max(p.peak_mib for p in passes))
+    best.report["passes"] = count
+    return best
 
 
 def _remove(path: str | Path | None) -> None:
@@ -154,13 +161,9 @@ def _remove(path: str | Path | None) -> None:
 
 
 def _workload(kind: str, **args: Any) -> measure.Measurement:
-    """A ``workloads.py`` child, fastest of :data:`REPEAT` passes (``passes`` in its report)."""
-    best, count, passes = _fastest(
-        lambda: measure.run([sys.executable, str(BENCH / "workloads.py"), kind, json.dumps(args)]),
-        _measure_cpu, cleanup=lambda: _remove(args.get("out")))
-    best = _with_peak(best, passes)
-    best.report["passes"] = count
-    return best
+    """A ``workloads.py`` child, fastest of :data:`REPEAT` passes (see :func:`_fastest_run`)."""
+    return _fastest_run([sys.executable, str(BENCH / "workloads.py"), kind, json.dumps(args)],
+                        out=args.get("out"))
 
 
 #: Report fields that are columns of the row, not extras.
@@ -182,12 +185,7 @@ def _row(stage: str, name: str, source: str, m: measure.Measurement, unit: str, 
 def _inboxtrail(*argv: str, cwd: Path | None = None) -> measure.Measurement:
     """An ``inboxtrail`` command, fastest of :data:`REPEAT` passes (its ``-o`` emptied between)."""
     out = argv[argv.index("-o") + 1] if "-o" in argv else None
-    best, count, passes = _fastest(
-        lambda: measure.run([sys.executable, "-m", "inboxtrail", "--quiet", *argv], cwd=cwd or ROOT),
-        _measure_cpu, cleanup=lambda: _remove(out))
-    best = _with_peak(best, passes)
-    best.report["passes"] = count
-    return best
+    return _fastest_run([sys.executable, "-m", "inboxtrail", "--quiet", *argv], cwd=cwd or ROOT, out=out)
 
 
 def _plaso(stage: str, source: Path, parsers: str, tmp: Path, label: str, items: int | None = None,
