@@ -47,6 +47,10 @@ _ID_RUN = re.compile(r"[\w:.^+!-]+")
 _GROUP = re.compile(r"@\$\$(?:(?P<start>\{)[0-9A-Fa-f]*\{@|\}[0-9A-Fa-f~]*\}@)")
 _ID_START = frozenset("-!+0123456789abcdefABCDEF")
 _PUNCT = frozenset("<>{}[]")
+#: A run of characters that start no token (garbage): one "other" token (its first character),
+#: not one per character, so that megabytes of it cost one regex match per piece read instead of
+#: a loop turn per character.
+_OTHER_RUN = re.compile(r"[^\s<>{}\[\]()@/\-!+0-9A-Fa-f]+")
 _GROUP_END = "@$$}"
 _ABORT = "@$$}~~}@"
 _COLUMN_REF = re.compile(r"\^([0-9A-Fa-f]+)")
@@ -238,7 +242,14 @@ class _Scanner:
             elif char == "/" and self._fill(2) and self.buf[self.pos + 1] == "/":
                 self._skip_line()
             else:
-                self.pos += 1
+                run = _OTHER_RUN.match(self.buf, self.pos)
+                self.pos = run.end() if run else self.pos + 1
+                # A run that reaches the end of the piece goes on into the next one: the tokens
+                # must not depend on how the input was read.
+                while run is not None and self.pos >= len(self.buf) and self._fill(1):
+                    run = _OTHER_RUN.match(self.buf, self.pos)
+                    if run is not None:
+                        self.pos = run.end()
                 yield "other", char, at
 
     # -- tokens ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import random
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parsers import mbox
@@ -37,21 +37,34 @@ def _reference(buf: bytes | mmap.mmap, pos: int, size: int) -> int:
     return -1 if match is None else match.start()
 
 
+@pytest.fixture(params=["native", "python"])
+def separator_search(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test of the separator search runs with the C twin (where built) and without it."""
+    if request.param == "native":
+        if mbox.NATIVE_FIND_SEPARATOR is None:
+            pytest.skip("parsers._mboxscan is not built (no C compiler at install)")
+    else:
+        monkeypatch.setattr(mbox, "NATIVE_FIND_SEPARATOR", None)
+    return request.param
+
+
 _PIECES = [b"\nFrom ", b"From ", b"\nFrom", b" ", b"\n", b"x" * 7, b"QUJD" * 40, b"rom ", b"\n>From ",
            b"text with spaces ", b"\r\nFrom "]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(_PIECES) | st.integers(0, 40_000).map(lambda n: b"A" * n), max_size=30),
        st.integers(0, 64))
-def test_next_separator_finds_what_the_plain_search_finds(parts: list[bytes], start: int) -> None:
+def test_next_separator_finds_what_the_plain_search_finds(separator_search: str, parts: list[bytes],
+                                                         start: int) -> None:
     data = b"".join(parts)
     expected = _all_separators(_reference, data, len(data))
     assert _all_separators(mbox._next_separator, data, len(data)) == expected
     assert mbox._next_separator(data, start, len(data)) == _reference(data, start, len(data))
 
 
-def test_separator_straddling_every_chunk_and_window_edge(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+def test_separator_straddling_every_chunk_and_window_edge(separator_search: str,
+                                                         monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     """Separators at each offset around a chunk edge and a (shrunk) window edge, in a file map."""
     monkeypatch.setattr(mbox, "SCAN_WINDOW", 3 * mbox.SEPARATOR_CHUNK)
     rng = random.Random(7)
