@@ -269,12 +269,65 @@ done:
     return result;
 }
 
+/* The candidates of one step: bit j set where s[at + j] is LF and s[at + j + 1] is 'F'; the
+ * rest of the separator ("rom ") is compared for each. Returns the separator's offset, -1 if
+ * none (or a candidate beyond ``last`` was reached: ``*stop`` is set then). */
+static inline Py_ssize_t
+check_candidates(const unsigned char *s, Py_ssize_t at, unsigned mask, Py_ssize_t last, int *stop)
+{
+    while (mask) {
+        Py_ssize_t pos = at + __builtin_ctz(mask);
+        if (pos > last) {
+            *stop = 1;
+            return -1;
+        }
+        if (memcmp(s + pos + 2, "rom ", 4) == 0)
+            return pos;
+        mask &= mask - 1;
+    }
+    return -1;
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX2_PATH 1
+/* 32 candidates per step; used only where the CPU has AVX2 (checked once at import). */
+__attribute__((target("avx2"))) static Py_ssize_t
+find_from_avx2(const unsigned char *s, Py_ssize_t *start, Py_ssize_t end, Py_ssize_t last, int *stop)
+{
+    const __m256i lf = _mm256_set1_epi8('\n');
+    const __m256i upper_f = _mm256_set1_epi8('F');
+    Py_ssize_t i = *start;
+    for (; i + 33 <= end; i += 32) {
+        __m256i here = _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(s + i)), lf);
+        if (_mm256_testz_si256(here, here))
+            continue; /* no LF in these 32 bytes: base64 and most text */
+        __m256i next = _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(s + i + 1)), upper_f);
+        unsigned mask = (unsigned)_mm256_movemask_epi8(_mm256_and_si256(here, next));
+        Py_ssize_t found = check_candidates(s, i, mask, last, stop);
+        if (found >= 0 || *stop)
+            return found;
+    }
+    *start = i;
+    return -1;
+}
+static int have_avx2 = 0;
+#endif
+
 /* Offset of the first "\nFrom " wholly inside s[start:end], or -1. */
 static Py_ssize_t
 find_from(const unsigned char *s, Py_ssize_t start, Py_ssize_t end)
 {
     Py_ssize_t last = end - 6; /* the last offset a whole separator can start at */
     Py_ssize_t i = start;
+    int stop = 0;
+#ifdef HAVE_AVX2_PATH
+    if (have_avx2) {
+        Py_ssize_t found = find_from_avx2(s, &i, end, last, &stop);
+        if (found >= 0 || stop)
+            return found;
+    }
+#endif
 #ifdef __SSE2__
     const __m128i lf = _mm_set1_epi8('\n');
     const __m128i upper_f = _mm_set1_epi8('F');
@@ -284,14 +337,9 @@ find_from(const unsigned char *s, Py_ssize_t start, Py_ssize_t end)
         __m128i next = _mm_loadu_si128((const __m128i *)(s + i + 1));
         unsigned mask = (unsigned)_mm_movemask_epi8(
             _mm_and_si128(_mm_cmpeq_epi8(here, lf), _mm_cmpeq_epi8(next, upper_f)));
-        while (mask) {
-            Py_ssize_t at = i + __builtin_ctz(mask);
-            if (at > last)
-                return -1;
-            if (memcmp(s + at + 2, "rom ", 4) == 0)
-                return at;
-            mask &= mask - 1;
-        }
+        Py_ssize_t found = check_candidates(s, i, mask, last, &stop);
+        if (found >= 0 || stop)
+            return found;
     }
 #endif
     while (i <= last) {
@@ -334,7 +382,25 @@ find_separator(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromSsize_t(found);
 }
 
+/* For the tests: turn the AVX2 path off (or back on where the CPU has it), so that the SSE2
+ * path that CPUs without AVX2 take is checked on this one too. Returns whether it is on. */
+static PyObject *
+use_avx2(PyObject *module, PyObject *arg)
+{
+    int wanted = PyObject_IsTrue(arg);
+    if (wanted < 0)
+        return NULL;
+#ifdef HAVE_AVX2_PATH
+    have_avx2 = wanted && __builtin_cpu_supports("avx2");
+    return PyBool_FromLong(have_avx2);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"use_avx2", use_avx2, METH_O,
+     "use_avx2(flag) -> bool: the separator search's AVX2 path on or off (tests); whether it is on."},
     {"configure", configure, METH_O,
      "configure(names): the lower-case header names header_fields() reads (mbox.WANTED_HEADERS)."},
     {"header_fields", header_fields, METH_O,
@@ -352,5 +418,9 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__mboxscan(void)
 {
+#ifdef HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2");
+#endif
     return PyModule_Create(&module_def);
 }

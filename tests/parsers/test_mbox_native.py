@@ -14,6 +14,7 @@ import mmap
 import re
 import shutil
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,10 +123,26 @@ _SEP_PIECES = [b"\nFrom ", b"\nFrom", b"From ", b"\nF", b"\n", b"F", b"rom ", b"
                b"QUJD" * 9, b"x", b"\nfrom ", b"\nFROM "]
 
 
+@pytest.fixture(params=["avx2", "sse2"])
+def vector_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The separator search on each of its vector paths (AVX2 where the CPU has it, SSE2)."""
+    if mbox._mboxscan is None:
+        pytest.skip("parsers._mboxscan is not built (no C compiler)")
+    was = mbox._mboxscan.use_avx2(True)
+    if request.param == "avx2" and not was:
+        pytest.skip("this CPU has no AVX2")
+    mbox._mboxscan.use_avx2(request.param == "avx2")
+    try:
+        yield request.param
+    finally:
+        mbox._mboxscan.use_avx2(was)
+
+
 @native
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(_SEP_PIECES), max_size=40), st.integers(-3, 400), st.integers(-3, 400))
-def test_find_separator_equals_the_regex_search(parts: list[bytes], start: int, end: int) -> None:
+def test_find_separator_equals_the_regex_search(vector_path: str, parts: list[bytes], start: int,
+                                                end: int) -> None:
     data = b"".join(parts)
     assert mbox.NATIVE_FIND_SEPARATOR(data, max(start, 0), end) == _regex(data, max(start, 0), end)
     position, found, expected = 0, [], []
@@ -140,7 +157,7 @@ def test_find_separator_equals_the_regex_search(parts: list[bytes], start: int, 
 
 
 @native
-def test_find_separator_at_every_offset_of_a_file_map(tmp_path: Path) -> None:
+def test_find_separator_at_every_offset_of_a_file_map(vector_path: str, tmp_path: Path) -> None:
     """A separator at each offset near the start and the end of a page-sized file map."""
     size = mmap.PAGESIZE
     for at in [*range(0, 40), *range(size - 40, size - 5)]:
