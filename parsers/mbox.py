@@ -767,14 +767,14 @@ def _next_separator(buf: Any, pos: int, size: int) -> int:
     released = pos
     release = isinstance(buf, mmap.mmap)
     native = NATIVE_FIND_SEPARATOR
-    if native is not None:  # one C search per window (SSE2: ~10 GB/s, text and base64 alike)
+    if native is not None:  # one C search per window (AVX2/SSE2: text and base64 alike)
         while pos < size:
             stop = pos + SCAN_WINDOW
             found = native(buf, pos, stop if stop < size else size)
             if found >= 0 or stop >= size:
                 return found
             pos = stop - 5  # a separator that straddles ``stop`` starts at or after this
-            if release and pos - released >= SCAN_WINDOW:
+            if release:  # each window passed leaves this process (flat memory in a huge message)
                 _release(buf, released, pos)
                 released = pos
         return -1
@@ -841,9 +841,7 @@ def _scan(buf: Any, ctx: ParseContext) -> Iterator[tuple[int, int, int, bytes, b
         # The usual message ends within one chunk: searched inline; a longer one goes on in
         # _next_separator, which jumps over attachments.
         if native is not None:
-            separator = native(buf, line_end - 1, line_end - 1 + SCAN_WINDOW)
-            if separator < 0 and line_end - 1 + SCAN_WINDOW < size:
-                separator = _next_separator(buf, line_end - 6 + SCAN_WINDOW, size)
+            separator = _next_separator(buf, line_end - 1, size)
             natural_end = size if separator < 0 else separator + 1
         elif (found := search(buf, line_end - 1, line_end - 1 + chunk)) is not None:
             natural_end = found.start() + 1
