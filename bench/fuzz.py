@@ -128,7 +128,10 @@ def fuzz_target(target: harness.Target, seconds: float, args: argparse.Namespace
 
 
 def replay(path: Path, args: argparse.Namespace) -> int:
-    name = args.parser[0] if args.parser else path.name.rsplit("-", 1)[0]
+    stem = path.name.removesuffix(".bin")
+    # <target>-<hash>.bin as saved, or in-flight-<target>.bin left by the hang watchdog
+    from_name = stem.removeprefix("in-flight-") if stem.startswith("in-flight-") else stem.rsplit("-", 1)[0]
+    name = args.parser[0] if args.parser else from_name
     target = harness.TARGETS_BY_NAME[name]
     data = path.read_bytes()
     reason = harness.known_hang(target, data)
