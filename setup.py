@@ -6,5 +6,4 @@ and ``parsers.mbox`` uses its pure-Python twins, which give the same records, on
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("parsers._mboxscan", ["parsers/_mboxscan.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension("parsers._mboxscan", ["parsers/_mboxscan.c"], optional=True)])

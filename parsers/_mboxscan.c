@@ -17,7 +17,10 @@
 #include <Python.h>
 #include <string.h>
 #include <stdint.h>
-#ifdef __SSE2__
+/* The vector separator search needs GCC/Clang builtins (__builtin_ctz, target attributes) and
+ * SSE2 (every x86_64 CPU); elsewhere (other compilers, other CPUs) the memchr loop runs alone. */
+#if defined(__GNUC__) && defined(__SSE2__)
+#define HAVE_SSE2_PATH 1
 #include <emmintrin.h>
 #endif
 
@@ -269,6 +272,7 @@ done:
     return result;
 }
 
+#ifdef HAVE_SSE2_PATH
 /* The candidates of one step: bit j set where s[at + j] is LF and s[at + j + 1] is 'F'; the
  * rest of the separator ("rom ") is compared for each. Returns the separator's offset, -1 if
  * none (or a candidate beyond ``last`` was reached: ``*stop`` is set then). */
@@ -288,7 +292,7 @@ check_candidates(const unsigned char *s, Py_ssize_t at, unsigned mask, Py_ssize_
     return -1;
 }
 
-#if defined(__GNUC__) && defined(__x86_64__)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #define HAVE_AVX2_PATH 1
 /* 32 candidates per step; used only where the CPU has AVX2 (checked once at import). */
@@ -312,7 +316,8 @@ find_from_avx2(const unsigned char *s, Py_ssize_t *start, Py_ssize_t end, Py_ssi
     return -1;
 }
 static int have_avx2 = 0;
-#endif
+#endif /* __x86_64__ */
+#endif /* HAVE_SSE2_PATH */
 
 /* Offset of the first "\nFrom " wholly inside s[start:end], or -1. */
 static Py_ssize_t
@@ -320,7 +325,9 @@ find_from(const unsigned char *s, Py_ssize_t start, Py_ssize_t end)
 {
     Py_ssize_t last = end - 6; /* the last offset a whole separator can start at */
     Py_ssize_t i = start;
+#ifdef HAVE_SSE2_PATH
     int stop = 0;
+#endif
 #ifdef HAVE_AVX2_PATH
     if (have_avx2) {
         Py_ssize_t found = find_from_avx2(s, &i, end, last, &stop);
@@ -328,7 +335,7 @@ find_from(const unsigned char *s, Py_ssize_t start, Py_ssize_t end)
             return found;
     }
 #endif
-#ifdef __SSE2__
+#ifdef HAVE_SSE2_PATH
     const __m128i lf = _mm_set1_epi8('\n');
     const __m128i upper_f = _mm_set1_epi8('F');
     /* 16 candidate offsets per step: an LF at i + j followed by an F at i + j + 1. */
