@@ -49,8 +49,9 @@ _ID_START = frozenset("-!+0123456789abcdefABCDEF")
 _PUNCT = frozenset("<>{}[]")
 #: A run of characters that start no token (garbage): one "other" token (its first character),
 #: not one per character, so that megabytes of it cost one regex match per piece read instead of
-#: a loop turn per character.
-_OTHER_RUN = re.compile(r"[^\s<>{}\[\]()@/\-!+0-9A-Fa-f]+")
+#: a loop turn per character. It stops at white space and at every character ``_Scanner`` reads
+#: a token from (a stray ")" stays a token of its own).
+_OTHER_RUN = re.compile("[^\\s" + re.escape("".join(sorted(_PUNCT | _ID_START | set("()@/")))) + "]+")
 _GROUP_END = "@$$}"
 _ABORT = "@$$}~~}@"
 _COLUMN_REF = re.compile(r"\^([0-9A-Fa-f]+)")
