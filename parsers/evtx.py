@@ -32,7 +32,7 @@ import evtx
 import orjson
 
 from parsers.base import ParseContext, Parser
-from parsers.evtx_events import Event, Fields, describe, one_line, parse_time, read_fields
+from parsers.evtx_events import Event, Fields, describe, fields_reader, one_line, parse_time
 from parsers.evtx_guard import looping_chunks, without_chunks
 from parsers.record import Record
 
@@ -185,6 +185,7 @@ class EvtxParser(Parser):
         """
         build = _Builder(ctx, parser or self.NAME, recovered)
         fast = build.fast
+        read_fields = fields_reader()
         pending: OrderedDict[str, _Block] = OrderedDict()
         pending_chars = 0
         for order, (number, decoded, header_time, offset) in enumerate(events):

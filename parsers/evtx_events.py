@@ -236,6 +236,22 @@ def read_fields(record_number: int, parsed: dict[str, Any]) -> Fields:
     return event_id, channel, provider_name, computer, parse_time(time_text), head, event_data(event)
 
 
+try:  # the optional C twin of read_fields (setup.py builds it)
+    from parsers import _evtxread
+except ImportError:
+    _evtxread = None
+else:
+    _evtxread.configure(read_fields)  # what it hands the records it does not read itself
+NATIVE_READ_FIELDS: Callable[[int, dict[str, Any]], Fields] | None = (
+    _evtxread.read_fields if _evtxread is not None else None)
+
+
+def fields_reader() -> Callable[[int, dict[str, Any]], Fields]:
+    """:func:`read_fields`, through its C twin where it is built (same results; looked up once
+    per file, so that the tests can run both)."""
+    return NATIVE_READ_FIELDS or read_fields
+
+
 def key_values(text: str) -> dict[str, str]:
     """``Key = Value`` lines (4103 ContextInfo, 400/800 Details) as a dict (spaces dropped from keys)."""
     out: dict[str, str] = {}

@@ -34,6 +34,11 @@ from timeline.l2tcsv import field, macb, source_of
 from timeline.rows import FIXED_COLUMNS, attribute_column, placements
 from timeline.timesketch import cell, jsonable
 
+try:  # the optional C twin of LineFormatter.lines's per-record work (setup.py builds it)
+    from timeline._linefmt import record_lines as NATIVE_RECORD_LINES
+except ImportError:
+    NATIVE_RECORD_LINES = None
+
 SEP = b"\0"
 #: First byte of a CSV or l2tcsv part whose ``\\n``, ``\\0`` and ``\\`` were escaped; an unescaped
 #: part never starts with it (both start with a date).
@@ -91,6 +96,14 @@ def _safe(text: str) -> str:
     return text if text.isprintable() else json.dumps(text)
 
 
+def _members(obj: dict[str, Any]) -> bytes | None:
+    """``obj`` as orjson writes it, without its braces (None where orjson cannot write it)."""
+    try:
+        return orjson.dumps(obj)[1:-1]
+    except TypeError:
+        return None
+
+
 def _dumps(obj: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(obj)
@@ -126,6 +139,11 @@ class LineFormatter:
         self._days: dict[int, tuple[bytes, bytes]] = {}
         self._seconds: dict[int, bytes] = {}
         self._offsets: dict[int, int | bool] = {}
+        # The C twin of lines() (UTC, no filters), and the caches and methods it shares with it.
+        self._native = NATIVE_RECORD_LINES if self._utc and not self._filtered else None
+        self._native_context = (self._sources, self._source, self._shapes, self._shape, self._tags,
+                                self._tag, self._descs, self._desc, self._groups, self._group,
+                                self._tz_field, placements)
 
     # -- cached pieces ---------------------------------------------------------------------
 
@@ -182,7 +200,7 @@ class LineFormatter:
         l2t_file = field(display_name)
         key = f"{_safe(data_type)}\x01{_safe(source)}\x01{_safe(bundle or '')}".encode()
         entry = (cell(data_type), csv_source, csv_place, json_source, json_place, extra, l2t_source,
-                 l2t_who, l2t_file, field(parser), key)
+                 l2t_who, l2t_file, field(parser), key, _members(json_source), _members(json_place))
         self._sources[cache_key] = entry
         return entry
 
@@ -268,18 +286,23 @@ class LineFormatter:
 
     def lines(self, record: dict[str, Any]) -> list[bytes]:
         """The lines of one record's rows (after the time window and evidence filters)."""
+        if self._native is not None:
+            out = self._native(self._native_context, record)
+            if out is not None:
+                return out
         places = self._placements(record) if self._filtered else placements(record)
         if not places:
             return []
         provenance = record["provenance"]
         attributes = record.get("attributes") or {}
-        (csv_type, csv_source, csv_place, json_source, json_place, extra_source, l2t_source, l2t_who,
-         l2t_file, l2t_parser, key_source) = self._source(record, provenance)
+        entry = self._source(record, provenance)
         plan, csv_trailing = self._shapes.get(tuple(attributes)) or self._shape(tuple(attributes))
-        message = record["message"]
-        data_type = record["data_type"]
         tags = tuple(record.get("tags") or ())
         tag_cell, notes = self._tags.get(tags) or self._tag(tags)
+        (csv_type, csv_source, csv_place, json_source, json_place, extra_source, l2t_source, l2t_who,
+         l2t_file, l2t_parser, key_source, _, _) = entry
+        message = record["message"]
+        data_type = record["data_type"]
         offset = provenance.get("offset")
         inode = attributes.get("inode")
         recovered, corrupted = bool(record.get("recovered")), bool(record.get("corrupted"))

@@ -61,8 +61,13 @@ RUNS_FORMAT = 2
 #: What ends a key line: the ``\0`` keeps a key that is a prefix of another before it, as in the
 #: combined line (keys hold no NUL), so rows of different keys compare as their combined lines.
 KEY_END = b"\0\n"
-#: Records per formatting task: large enough to keep the final merge's fan-in small.
-CHUNK_BYTES = 256 << 20
+#: Records bytes per formatting task whose rows fit the sorter's memory (a row's three renderings
+#: take ~2.7x its record's bytes; :data:`timeline.sort.DEFAULT_RUN_BYTES`), so that the task
+#: writes its run once instead of spilling runs to disk and merging them back.
+CHUNK_BYTES = 10 << 20
+#: At most this many tasks per records file, so that the final merge reads every run at once
+#: (:data:`timeline.sort.FAN_IN`); beyond ``CHUNK_BYTES * MAX_TASKS`` tasks grow and spill.
+MAX_TASKS = sort.FAN_IN
 #: Below this, one task does all (a process pool costs more than it saves).
 MIN_CHUNK_BYTES = 1 << 20
 #: Rows joined per write in the final merge (~0.5 MB of output).
@@ -96,7 +101,7 @@ def plan_tasks(records_files: list[Path], workers: int) -> list[tuple[str, int, 
     tasks = []
     for path in records_files:
         size = path.stat().st_size
-        count = max(-(-size // CHUNK_BYTES), min(workers, size // MIN_CHUNK_BYTES), 1)
+        count = max(min(-(-size // CHUNK_BYTES), MAX_TASKS), min(workers, size // MIN_CHUNK_BYTES), 1)
         tasks.extend((str(path), start, end) for start, end in chunk_ranges(path, count))
     return tasks
 
