@@ -65,9 +65,10 @@ KEY_END = b"\0\n"
 #: take ~2.7x its record's bytes; :data:`timeline.sort.DEFAULT_RUN_BYTES`), so that the task
 #: writes its run once instead of spilling runs to disk and merging them back.
 CHUNK_BYTES = 10 << 20
-#: At most this many tasks per records file, so that the final merge reads every run at once
-#: (:data:`timeline.sort.FAN_IN`); beyond ``CHUNK_BYTES * MAX_TASKS`` tasks grow and spill.
-MAX_TASKS = sort.FAN_IN
+#: At most this many tasks per records file: the final merge's cost per row grows with the
+#: number of runs it merges (1M rows: 410 k rows/CPU-s from 2 runs, 282 k from 42), so beyond
+#: ``CHUNK_BYTES * MAX_TASKS`` the tasks grow and spill instead.
+MAX_TASKS = 8
 #: Below this, one task does all (a process pool costs more than it saves).
 MIN_CHUNK_BYTES = 1 << 20
 #: Rows joined per write in the final merge (~0.5 MB of output).
