@@ -104,6 +104,23 @@ def test_prepared_runs_give_the_same_files_as_formatting_again(records_file, tmp
     assert "line one line two  with" in nul and "\x00" in nul  # one line; commas and breaks are spaces
 
 
+def test_parallel_tasks_give_the_same_files(records_file, tmp_path, monkeypatch):
+    """Formatting in a pool of processes, one small task each (the parse stage's case), changes no byte."""
+    monkeypatch.setattr(runs_module, "MIN_CHUNK_BYTES", 1)
+    monkeypatch.setattr(runs_module, "CHUNK_BYTES", 3000)
+    assert len(runs_module.plan_tasks([records_file], 2)) == runs_module.MAX_TASKS  # capped
+    monkeypatch.setattr(runs_module, "MAX_TASKS", 64)
+    assert len(runs_module.plan_tasks([records_file], 2)) > 8
+    assert len(runs_module.plan_tasks([records_file], 1)) == 1  # in this process: few, large tasks
+    prepared = prepare_runs(records_file, _names(), workers=2)
+    assert prepared["runs"] > 8
+    parallel = build_timeline([records_file], tmp_path / "parallel", quiet=True)
+    assert parallel["formatted"] is False
+    remove_runs(records_file)
+    build_timeline([records_file], tmp_path / "serial", quiet=True)
+    assert _bytes(tmp_path / "parallel") == _bytes(tmp_path / "serial")
+
+
 def test_stale_or_foreign_runs_are_not_merged(records_file, tmp_path):
     prepare_runs(records_file, _names())
     extra = Record(data_type="shell:bash:command", message="added later", parser="bash_history", order=0,
@@ -185,7 +202,7 @@ def test_rows_of_equal_keys_merge_in_line_order(tmp_path, monkeypatch):
         path.parent.mkdir()
         path.write_bytes(b"".join(r.to_json_bytes() + b"\n" for r in records))
         files.append(path)
-    monkeypatch.setattr(runs_module, "CHUNK_BYTES", 2000)  # many runs per file
+    monkeypatch.setattr(runs_module, "SEQUENTIAL_CHUNK_BYTES", 2000)  # many runs per file
     monkeypatch.setattr(sort_module, "FAN_IN", 3)  # the final merge reduces them in passes
     result = build_timeline(files, tmp_path / "out", quiet=True)
     expected = _reference(files)
