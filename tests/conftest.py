@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import struct
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,14 @@ def copy_first_mbr_partition(disk: Path, out: Path) -> Path:
 def manifest_triples(lines: list[dict]) -> set[tuple[str, str | None, bool]]:
     """What two collections of the same files must share: (source path, sha256, deleted)."""
     return {(line["source_path"], line["sha256"], bool(line["deleted"])) for line in lines}
+
+
+def skip_without_c_compiler(fallback: str) -> None:
+    """Skip a test that needs the optional C modules built, where no C compiler could build them
+    (the install then falls back to ``fallback``, the pure-Python twin)."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}): falling back to {fallback}")
 
 
 def corpus_path(relative: str) -> Path:

@@ -10,8 +10,6 @@ the one that says it should be built.
 
 from __future__ import annotations
 
-import shutil
-import sysconfig
 from typing import Any
 
 import evtx
@@ -21,16 +19,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from parsers import evtx_events
-from tests.conftest import corpus_path
+from tests.conftest import corpus_path, skip_without_c_compiler
 
 native = pytest.mark.skipif(evtx_events.NATIVE_READ_FIELDS is None,
                             reason="parsers._evtxread is not built (no C compiler)")
 
 
 def test_the_extension_is_built_where_a_c_compiler_is():
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is None:
-        pytest.skip(f"no C compiler ({compiler}): the pure-Python read_fields is used")
+    skip_without_c_compiler("the pure-Python read_fields")
     assert evtx_events.NATIVE_READ_FIELDS is not None, \
         "setup.py did not build parsers._evtxread; run pip install -e . again"
     assert evtx_events.fields_reader() is evtx_events.NATIVE_READ_FIELDS

@@ -12,8 +12,6 @@ from __future__ import annotations
 import io
 import mmap
 import re
-import shutil
-import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from hypothesis import strategies as st
 from parsers import mbox
 from parsers.base import ParseContext
 from parsers.record import Provenance
-from tests.conftest import corpus_path
+from tests.conftest import corpus_path, skip_without_c_compiler
 from tests.parsers.test_mbox import _HEADER_BLOCKS
 
 native = pytest.mark.skipif(mbox._mboxscan is None, reason="parsers._mboxscan is not built (no C compiler)")
@@ -33,9 +31,7 @@ _SEPARATOR = re.compile(rb"\nFrom ")
 
 def test_the_extension_is_built_where_a_c_compiler_is():
     """A broken build would silently cost a third of the mbox speed: fail loudly instead."""
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is None:
-        pytest.skip(f"no C compiler ({compiler}): the pure-Python mbox scans are used")
+    skip_without_c_compiler("the pure-Python mbox scans")
     assert mbox._mboxscan is not None, "setup.py did not build parsers._mboxscan; run pip install -e . again"
     assert mbox.NATIVE_HEADER_FIELDS is not None and mbox.NATIVE_FIND_SEPARATOR is not None
 

@@ -12,7 +12,6 @@ built (no C compiler at install), these tests skip, except the one that says it 
 from __future__ import annotations
 
 import shutil
-import sysconfig
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 
 from parsers.base import REGISTRY, ParseContext
 from parsers.record import Provenance, loads_record
-from tests.conftest import corpus_path
+from tests.conftest import corpus_path, skip_without_c_compiler
 from timeline import lines as lines_module
 from timeline.build import build_timeline
 from timeline.lines import LineFormatter, TimelineOptions
@@ -36,9 +35,7 @@ BASE = 1_791_900_000_000_000  # 2026-10-13T14:00:00Z
 
 def test_the_extension_is_built_where_a_c_compiler_is():
     """A broken build would silently cost most of the timeline's speed: fail loudly instead."""
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is None:
-        pytest.skip(f"no C compiler ({compiler}): the pure-Python line formatter is used")
+    skip_without_c_compiler("the pure-Python line formatter")
     assert lines_module.NATIVE_RECORD_LINES is not None, \
         "setup.py did not build timeline._linefmt; run pip install -e . again"
 
