@@ -34,7 +34,7 @@ from timeline.l2tcsv import field, macb, source_of
 from timeline.rows import FIXED_COLUMNS, attribute_column, placements
 from timeline.timesketch import cell, jsonable
 
-try:  # the optional C twin of LineFormatter.lines's per-record work (setup.py builds it)
+try:  # the optional C twin of LineFormatter.lines (setup.py builds it)
     from timeline._linefmt import record_lines as NATIVE_RECORD_LINES
 except ImportError:
     NATIVE_RECORD_LINES = None
@@ -172,7 +172,8 @@ class LineFormatter:
         return shape
 
     def _source(self, record: dict[str, Any], provenance: dict[str, Any]) -> tuple:
-        """Texts shared by every record of one source file (and data type)."""
+        """Texts shared by every record of one source file (and data type); the last two, the
+        source's and place's JSON members, are for the C twin."""
         source, bundle = provenance["source_path"], provenance.get("bundle_path")
         filesystem, evidence = provenance.get("filesystem"), provenance.get("evidence")
         sha256, host, user = provenance.get("sha256"), record.get("host"), record.get("user")
@@ -295,14 +296,13 @@ class LineFormatter:
             return []
         provenance = record["provenance"]
         attributes = record.get("attributes") or {}
-        entry = self._source(record, provenance)
-        plan, csv_trailing = self._shapes.get(tuple(attributes)) or self._shape(tuple(attributes))
-        tags = tuple(record.get("tags") or ())
-        tag_cell, notes = self._tags.get(tags) or self._tag(tags)
         (csv_type, csv_source, csv_place, json_source, json_place, extra_source, l2t_source, l2t_who,
-         l2t_file, l2t_parser, key_source, _, _) = entry
+         l2t_file, l2t_parser, key_source, _, _) = self._source(record, provenance)
+        plan, csv_trailing = self._shapes.get(tuple(attributes)) or self._shape(tuple(attributes))
         message = record["message"]
         data_type = record["data_type"]
+        tags = tuple(record.get("tags") or ())
+        tag_cell, notes = self._tags.get(tags) or self._tag(tags)
         offset = provenance.get("offset")
         inode = attributes.get("inode")
         recovered, corrupted = bool(record.get("recovered")), bool(record.get("corrupted"))
