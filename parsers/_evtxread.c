@@ -77,20 +77,37 @@ put_unwrapped(PyObject *head, int name, PyObject *value)
     return PyDict_SetItem(head, keys[name], value) < 0 ? ERROR : OK;
 }
 
+/* *inner = outer["#attributes"] (borrowed) when outer is a dict and that is not empty, else NULL:
+ * the `type(x) is dict` / `.get("#attributes")` / `if inner:` step of read_fields. A dict subclass
+ * outside, or a non-empty value that is not a dict inside, is Python's to answer (DECLINE). */
+static int
+attributes_of(PyObject *outer, PyObject **inner)
+{
+    *inner = NULL;
+    if (outer == NULL || !PyDict_Check(outer))
+        return OK;
+    if (!PyDict_CheckExact(outer))
+        return DECLINE;
+    PyObject *value = get(outer, K_ATTRIBUTES);
+    if (value == NULL)
+        return PyErr_Occurred() ? ERROR : OK;
+    if (!truthy(value))
+        return OK;
+    if (!PyDict_CheckExact(value))
+        return DECLINE;
+    *inner = value;
+    return OK;
+}
+
 /* head[name] = outer["#attributes"][key] when outer is a dict, the inner one is not empty and
  * the item is neither None nor "". */
 static int
 put_attribute(PyObject *head, int name, PyObject *outer, int key)
 {
-    if (outer == NULL || !PyDict_CheckExact(outer))
-        return outer != NULL && PyDict_Check(outer) ? DECLINE : OK;
-    PyObject *inner = get(outer, K_ATTRIBUTES);
-    if (inner == NULL)
-        return PyErr_Occurred() ? ERROR : OK;
-    if (!truthy(inner))
-        return OK;
-    if (!PyDict_CheckExact(inner))
-        return DECLINE;
+    PyObject *inner;
+    int status = attributes_of(outer, &inner);
+    if (status != OK || inner == NULL)
+        return status;
     PyObject *item = get(inner, key);
     if (item == NULL)
         return PyErr_Occurred() ? ERROR : OK;
@@ -234,27 +251,22 @@ fast_fields(PyObject *record_number, PyObject *parsed, PyObject **result)
     }
 
     /* provider name: str(attrs.get("Name") or attrs.get("EventSourceName") or "") */
-    PyObject *provider_name = empty_text;
-    PyObject *provider = field[K_PROVIDER];
-    if (provider != NULL && PyDict_CheckExact(provider)) {
-        PyObject *attrs = get(provider, K_ATTRIBUTES);
-        if (truthy(attrs)) {
-            if (!PyDict_CheckExact(attrs))
+    PyObject *provider_name = empty_text, *attrs;
+    int status = attributes_of(field[K_PROVIDER], &attrs);
+    if (status != OK)
+        return status;
+    if (attrs != NULL) {
+        PyObject *name = get(attrs, K_NAME);
+        if (!truthy(name))
+            name = get(attrs, K_EVENT_SOURCE_NAME);
+        if (truthy(name)) {
+            if (!PyUnicode_CheckExact(name))
                 return DECLINE;
-            PyObject *name = get(attrs, K_NAME);
-            if (!truthy(name))
-                name = get(attrs, K_EVENT_SOURCE_NAME);
-            if (truthy(name)) {
-                if (!PyUnicode_CheckExact(name))
-                    return DECLINE;
-                provider_name = name;
-            }
+            provider_name = name;
         }
+        if (PyErr_Occurred())
+            return ERROR;
     }
-    else if (provider != NULL && PyDict_Check(provider))
-        return DECLINE;
-    if (PyErr_Occurred())
-        return ERROR;
 
     PyObject *event_id = field[K_EVENT_ID];
     if (event_id != NULL && PyDict_CheckExact(event_id)) {
@@ -267,22 +279,17 @@ fast_fields(PyObject *record_number, PyObject *parsed, PyObject **result)
     if (event_id != Py_None && !PyLong_CheckExact(event_id))
         return DECLINE;
 
-    PyObject *time_text = Py_None;
-    PyObject *created = field[K_TIME_CREATED];
-    if (created != NULL && PyDict_CheckExact(created)) {
-        PyObject *inner = get(created, K_ATTRIBUTES);
-        if (truthy(inner)) {
-            if (!PyDict_CheckExact(inner))
-                return DECLINE;
-            time_text = get(inner, K_SYSTEM_TIME);
-            if (time_text == NULL)
-                time_text = Py_None;
+    PyObject *time_text = Py_None, *created;
+    if ((status = attributes_of(field[K_TIME_CREATED], &created)) != OK)
+        return status;
+    if (created != NULL) {
+        time_text = get(created, K_SYSTEM_TIME);
+        if (time_text == NULL) {
+            if (PyErr_Occurred())
+                return ERROR;
+            time_text = Py_None;
         }
-        if (PyErr_Occurred())
-            return ERROR;
     }
-    else if (created != NULL && PyDict_Check(created))
-        return DECLINE;
 
     PyObject *channel = field[K_CHANNEL];
     if (channel == NULL || channel == Py_None)
@@ -297,7 +304,7 @@ fast_fields(PyObject *record_number, PyObject *parsed, PyObject **result)
     }
 
     PyObject *time = NULL, *head = NULL, *data = NULL;
-    int status = Py_None == time_text ? (Py_INCREF(Py_None), time = Py_None, OK) : fast_time(time_text, &time);
+    status = Py_None == time_text ? (Py_INCREF(Py_None), time = Py_None, OK) : fast_time(time_text, &time);
     if (status != OK)
         return status;
     head = PyDict_New();

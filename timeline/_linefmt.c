@@ -158,6 +158,19 @@ static PyObject *empty_dict;  /* record.get("attributes") or {} */
 enum { C_SOURCES, C_SOURCE_FN, C_SHAPES, C_SHAPE_FN, C_TAGS, C_TAG_FN, C_DESCS, C_DESC_FN, C_GROUPS,
        C_GROUP_FN, C_TZ_FIELD, C_PLACEMENTS, CTX_SIZE };
 
+/* cache[key], or fill(key) (a formatter method, which stores it in the cache) when missing: a new
+ * reference, NULL on an error. */
+static PyObject *
+cached(PyObject *cache, PyObject *key, PyObject *fill)
+{
+    PyObject *value = PyDict_GetItemWithError(cache, key);
+    if (value != NULL) {
+        Py_INCREF(value);
+        return value;
+    }
+    return PyErr_Occurred() ? NULL : PyObject_CallOneArg(fill, key);
+}
+
 /* dict.get(key) as a borrowed reference; NULL when missing (or on an error, which the caller
  * finds with PyErr_Occurred). */
 static PyObject *
@@ -616,9 +629,10 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *out = NULL;
     /* New references, released at the end. */
     PyObject *places = NULL, *entry = NULL, *shape = NULL, *tags = NULL, *tag_pieces = NULL;
-    Buf csv, json, l2t, row, line;
+    PyObject *group_pieces = NULL, *desc_pieces = NULL;
+    Buf csv, json, l2t, row, csv_row, line;
     Extra extra;
-    buf_init(&csv); buf_init(&json); buf_init(&l2t); buf_init(&row); buf_init(&line);
+    buf_init(&csv); buf_init(&json); buf_init(&l2t); buf_init(&row); buf_init(&csv_row); buf_init(&line);
     extra_init(&extra);
 
     const char *s;
@@ -636,8 +650,6 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (attributes == NULL || attributes == Py_None)
         attributes = empty_dict;
     if (!PyDict_CheckExact(attributes)) { result = DECLINE; goto done; }
-    if (PyDict_GET_SIZE(attributes) == 0)
-        attributes = empty_dict;
 
     /* rows.placements: (time, description) pairs of "timestamps", sorted; the rest in Python. */
     if (timestamps != NULL && PyDict_CheckExact(timestamps) && PyDict_GET_SIZE(timestamps)) {
@@ -696,11 +708,7 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     /* How the attributes fill the columns, cached by their names. */
     PyObject *names = PySequence_Tuple(attributes);
     if (names == NULL) { result = ERROR; goto done; }
-    shape = PyDict_GetItemWithError(cache[C_SHAPES], names);
-    if (shape != NULL)
-        Py_INCREF(shape);
-    else if (!PyErr_Occurred())
-        shape = PyObject_CallOneArg(cache[C_SHAPE_FN], names);
+    shape = cached(cache[C_SHAPES], names, cache[C_SHAPE_FN]);
     Py_DECREF(names);
     if (shape == NULL) { result = ERROR; goto done; }
     if (!PyTuple_CheckExact(shape) || PyTuple_GET_SIZE(shape) != 2
@@ -717,11 +725,7 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     if (tags == NULL) { result = ERROR; goto done; }
-    tag_pieces = PyDict_GetItemWithError(cache[C_TAGS], tags);
-    if (tag_pieces != NULL)
-        Py_INCREF(tag_pieces);
-    else if (!PyErr_Occurred())
-        tag_pieces = PyObject_CallOneArg(cache[C_TAG_FN], tags);
+    tag_pieces = cached(cache[C_TAGS], tags, cache[C_TAG_FN]);
     if (tag_pieces == NULL) { result = ERROR; goto done; }
     if (!PyTuple_CheckExact(tag_pieces) || PyTuple_GET_SIZE(tag_pieces) != 2) { result = DECLINE; goto done; }
     PyObject *tag_cell = PyTuple_GET_ITEM(tag_pieces, 0), *notes = PyTuple_GET_ITEM(tag_pieces, 1);
@@ -1021,19 +1025,15 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_INCREF(desc);
             PyTuple_SET_ITEM(group, k - index, desc);
         }
-        PyObject *cached = PyDict_GetItemWithError(groups, group);
-        if (cached == NULL && !PyErr_Occurred()) {
-            cached = PyObject_CallOneArg(group_fn, group);  /* new reference, kept by the cache too */
-            Py_XDECREF(cached);
-        }
+        Py_XSETREF(group_pieces, cached(groups, group, group_fn));
         Py_DECREF(group);
-        if (cached == NULL) { result = ERROR; goto done; }
+        if (group_pieces == NULL) { result = ERROR; goto done; }
         const char *letters, *type_field;
         Py_ssize_t letters_len, type_len;
-        if (!PyTuple_CheckExact(cached) || PyTuple_GET_SIZE(cached) != 3) { result = DECLINE; goto done; }
-        TRY(bytes_of(PyTuple_GET_ITEM(cached, 0), &letters, &letters_len));
-        TRY(bytes_of(PyTuple_GET_ITEM(cached, 1), &type_field, &type_len));
-        int type_escape = PyObject_IsTrue(PyTuple_GET_ITEM(cached, 2));
+        if (!PyTuple_CheckExact(group_pieces) || PyTuple_GET_SIZE(group_pieces) != 3) { result = DECLINE; goto done; }
+        TRY(bytes_of(PyTuple_GET_ITEM(group_pieces, 0), &letters, &letters_len));
+        TRY(bytes_of(PyTuple_GET_ITEM(group_pieces, 1), &type_field, &type_len));
+        int type_escape = PyObject_IsTrue(PyTuple_GET_ITEM(group_pieces, 2));
         if (type_escape < 0) { result = ERROR; goto done; }
 
         row.len = 0;  /* the group's l2tcsv line */
@@ -1053,19 +1053,15 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         int first = 1;
         for (Py_ssize_t k = index; k < end; k++) {
             PyObject *desc = PyTuple_GET_ITEM(PyList_GET_ITEM(places, k), 1);
-            PyObject *pieces = PyDict_GetItemWithError(descs, desc);
-            if (pieces == NULL && !PyErr_Occurred()) {
-                pieces = PyObject_CallOneArg(desc_fn, desc);
-                Py_XDECREF(pieces);  /* the cache holds it */
-            }
-            if (pieces == NULL) { result = ERROR; goto done; }
-            if (!PyTuple_CheckExact(pieces) || PyTuple_GET_SIZE(pieces) != 4) { result = DECLINE; goto done; }
+            Py_XSETREF(desc_pieces, cached(descs, desc, desc_fn));
+            if (desc_pieces == NULL) { result = ERROR; goto done; }
+            if (!PyTuple_CheckExact(desc_pieces) || PyTuple_GET_SIZE(desc_pieces) != 4) { result = DECLINE; goto done; }
             const char *desc_key, *desc_cell, *desc_json;
             Py_ssize_t desc_key_len, desc_cell_len, desc_json_len;
-            TRY(bytes_of(PyTuple_GET_ITEM(pieces, 0), &desc_key, &desc_key_len));
-            TRY(bytes_of(PyTuple_GET_ITEM(pieces, 1), &desc_cell, &desc_cell_len));
-            TRY(bytes_of(PyTuple_GET_ITEM(pieces, 2), &desc_json, &desc_json_len));
-            int desc_escape = PyObject_IsTrue(PyTuple_GET_ITEM(pieces, 3));
+            TRY(bytes_of(PyTuple_GET_ITEM(desc_pieces, 0), &desc_key, &desc_key_len));
+            TRY(bytes_of(PyTuple_GET_ITEM(desc_pieces, 1), &desc_cell, &desc_cell_len));
+            TRY(bytes_of(PyTuple_GET_ITEM(desc_pieces, 2), &desc_json, &desc_json_len));
+            int desc_escape = PyObject_IsTrue(PyTuple_GET_ITEM(desc_pieces, 3));
             if (desc_escape < 0) { result = ERROR; goto done; }
 
             line.len = 0;
@@ -1077,24 +1073,16 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             if (first)
                 NEED(escape_l2t || type_escape ? put_escaped(&line, row.data, row.len) : put(&line, row.data, row.len));
             NEED(put_byte(&line, '\0'));
-            Py_ssize_t csv_start = line.len;
-            NEED(put(&line, stamp, stamp_len));
-            NEED(put_byte(&line, ','));
-            NEED(put(&line, number, number_len));
-            NEED(put_byte(&line, ','));
-            NEED(put(&line, desc_cell, desc_cell_len));
-            NEED(put_byte(&line, ','));
-            NEED(put(&line, csv.data, csv.len));
-            if (escape_csv || desc_escape) {  /* escape the CSV row in place: copy it out first */
-                Buf plain;
-                buf_init(&plain);
-                int status = put(&plain, line.data + csv_start, line.len - csv_start);
-                line.len = csv_start;
-                if (status == 0)
-                    status = put_escaped(&line, plain.data, plain.len);
-                buf_free(&plain);
-                NEED(status);
-            }
+            csv_row.len = 0;  /* the row's CSV line */
+            NEED(put(&csv_row, stamp, stamp_len));
+            NEED(put_byte(&csv_row, ','));
+            NEED(put(&csv_row, number, number_len));
+            NEED(put_byte(&csv_row, ','));
+            NEED(put(&csv_row, desc_cell, desc_cell_len));
+            NEED(put_byte(&csv_row, ','));
+            NEED(put(&csv_row, csv.data, csv.len));
+            NEED(escape_csv || desc_escape ? put_escaped(&line, csv_row.data, csv_row.len)
+                                           : put(&line, csv_row.data, csv_row.len));
             NEED(PUT_LIT(&line, "\0{\"datetime\":\""));
             NEED(put(&line, stamp, stamp_len));
             NEED(PUT_LIT(&line, "\",\"timestamp\":"));
@@ -1116,7 +1104,8 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 done:
     Py_XDECREF(places); Py_XDECREF(entry); Py_XDECREF(shape); Py_XDECREF(tags); Py_XDECREF(tag_pieces);
-    buf_free(&csv); buf_free(&json); buf_free(&l2t); buf_free(&row); buf_free(&line);
+    Py_XDECREF(group_pieces); Py_XDECREF(desc_pieces);
+    buf_free(&csv); buf_free(&json); buf_free(&l2t); buf_free(&row); buf_free(&csv_row); buf_free(&line);
     extra_free(&extra);
     if (result == OK)
         return out;

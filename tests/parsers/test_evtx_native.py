@@ -105,7 +105,6 @@ def test_odd_documents_read_the_same(parsed):
 @native
 @pytest.mark.parametrize("relative", [
     "evtx/museum_StolenSzechuan_Win2012R2/System.evtx",
-    "evtx/evtx-attack-samples/Sysmon_UACME_64.evtx",
     "evtx/deepbluecli",
     "evtx/evtx-attack-samples",
 ])
