@@ -9,4 +9,5 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("parsers._mboxscan", ["parsers/_mboxscan.c"], optional=True),
                    Extension("parsers._evtxread", ["parsers/_evtxread.c"], optional=True),
+                   Extension("parsers._evtxshape", ["parsers/_evtxshape.c"], optional=True),
                    Extension("timeline._linefmt", ["timeline/_linefmt.c"], optional=True)])

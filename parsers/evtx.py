@@ -15,12 +15,15 @@ cannot find are read chunk by chunk by :mod:`parsers.evtx_carve` (records with b
 
 Speed: a large log is tens of thousands of small records, so the per-record path is kept short:
 orjson decodes the library's JSON, the System block is read in one pass (``read_fields``), one
-shaper per channel picks the fields (``describe``), and the Record is built directly.
+shaper per channel picks the fields (``describe``), and the Record is built directly; the first
+and last steps have C twins (``parsers/_evtxread.c``, ``parsers/_evtxshape.c``) where a compiler
+built them, with the same results.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections import OrderedDict
@@ -31,10 +34,11 @@ from typing import Any, BinaryIO
 import evtx
 import orjson
 
+from parsers import evtx_events
 from parsers.base import ParseContext, Parser
 from parsers.evtx_events import Event, Fields, describe, fields_reader, one_line, parse_time
 from parsers.evtx_guard import looping_chunks, without_chunks
-from parsers.record import Record
+from parsers.record import PLAIN_DATACLASS, Record
 
 MAGIC = b"ElfFile\x00"
 TIME_DESC = "Event Time"
@@ -185,6 +189,7 @@ class EvtxParser(Parser):
         """
         build = _Builder(ctx, parser or self.NAME, recovered)
         fast = build.fast
+        common = build.common()
         read_fields = fields_reader()
         pending: OrderedDict[str, _Block] = OrderedDict()
         pending_chars = 0
@@ -197,7 +202,9 @@ class EvtxParser(Parser):
                 continue
             event_id, channel, _, _, time, _, data = fields
             if (event_id != 4104 or "ScriptBlockId" not in data) and (time is not None or channel):
-                yield fast(order, fields, offset)  # the common case: no Event object kept
+                # The common case: no Event object kept (the C twin's record, else the Python one's).
+                record = common(order, fields, offset)
+                yield record if record is not None else fast(order, fields, offset)
                 continue
             event = Event(number, *fields, offset=offset)
             if time is None and not channel:
@@ -245,6 +252,19 @@ class _Builder:
         self.ctx = ctx
         self.parser = parser
         self.recovered = recovered
+
+    def common(self) -> Callable[[int, Fields, int | None], Record | None]:
+        """What makes the common record: :meth:`fast` through its C twin where that is built.
+
+        The twin returns None for what it leaves to :meth:`fast` (carved records, odd fields);
+        looked up per file, so that the tests can run both.
+        """
+        native = evtx_events.NATIVE_SHAPE
+        if native is None or not PLAIN_DATACLASS:
+            return self.fast
+        ctx = self.ctx
+        context = (Record, ctx.provenance, self.parser, ctx.host, ctx.user, self.recovered, TIME_DESC)
+        return functools.partial(native, context)
 
     def record(self, order: int, event: Event, overrides: dict[str, Any] | None = None,
                corrupted: bool = False, written: int | None = None, message: str | None = None) -> Record:

@@ -511,3 +511,14 @@ def describe(event_id: int | None, channel: str, provider: str, head: dict[str, 
     if data_type is None:
         data_type = _DATA_TYPES.setdefault(kind, "windows:evtx:" + kind)
     return data_type, attributes, summary, user
+
+
+try:  # the optional C twin of the common record (_Builder.fast with describe; setup.py builds it)
+    from parsers import _evtxshape
+except ImportError:
+    _evtxshape = None
+else:
+    _evtxshape.configure(_SHAPERS, _DATA_TYPES, MESSAGE_CHARS)
+#: ``shape(context, order, fields, offset)``: the record ``parsers.evtx._Builder.fast`` makes, or
+#: None where the Python method has to make it (see parsers/_evtxshape.c).
+NATIVE_SHAPE: Callable[..., Any] | None = _evtxshape.shape if _evtxshape is not None else None

@@ -81,7 +81,7 @@ class Record:
         equal, still frozen record. Falls back to the constructor if Record ever stops being a
         plain dataclass.
         """
-        if not _PLAIN_DATACLASS:
+        if not PLAIN_DATACLASS:
             return cls(data_type=data_type, message=message, provenance=provenance, parser=parser,
                        order=order, timestamps=timestamps, attributes=attributes, host=host,
                        user=user, recovered=recovered, corrupted=corrupted)
@@ -115,7 +115,7 @@ class Record:
         escapes, which keep such values losslessly; :func:`loads_record` tells the two apart.
         """
         fragment = _provenance_fragment(self.provenance)
-        if fragment is not None and _PLAIN_DATACLASS:
+        if fragment is not None and PLAIN_DATACLASS:
             # The instance dictionary holds exactly the fields of to_dict(): a copy with the
             # provenance already serialised (the same for every record of a file) and tags as a
             # list is the same JSON for less work.
@@ -146,8 +146,9 @@ class Record:
         return cls(**data)
 
 
-#: Whether Record is the plain frozen dataclass whose instance dictionary ``Record.quick`` fills.
-_PLAIN_DATACLASS = (tuple(f.name for f in dataclasses.fields(Record)) == (
+#: Whether Record is the plain frozen dataclass whose instance dictionary ``Record.quick`` fills
+#: (the EVTX parser's C twin, parsers/_evtxshape.c, fills it the same way only where this holds).
+PLAIN_DATACLASS = (tuple(f.name for f in dataclasses.fields(Record)) == (
     "data_type", "message", "provenance", "parser", "order", "timestamps", "time_bounds", "attributes",
     "host", "user", "recovered", "corrupted", "tags")
     and not hasattr(Record, "__slots__") and not hasattr(Record, "__post_init__"))

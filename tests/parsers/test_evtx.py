@@ -455,7 +455,7 @@ def test_records_built_without_the_dataclass_constructor_are_the_same_records() 
     constructor makes, and must still behave as a frozen dataclass."""
     import dataclasses
 
-    from parsers.record import _PLAIN_DATACLASS
+    from parsers.record import PLAIN_DATACLASS
 
     provenance = Provenance(bundle_path="files/a.evtx", source_path="/a.evtx", sha256="00", offset=4608)
     args = ("windows:evtx:record", "[1] System: x", provenance, "evtx", 3, {"Event Time": 1},
@@ -463,7 +463,7 @@ def test_records_built_without_the_dataclass_constructor_are_the_same_records() 
     made = Record.quick(*args)
     names = ("data_type", "message", "provenance", "parser", "order", "timestamps", "attributes", "host",
              "user", "recovered", "corrupted")
-    assert _PLAIN_DATACLASS and made == Record(**dict(zip(names, args, strict=True)))
+    assert PLAIN_DATACLASS and made == Record(**dict(zip(names, args, strict=True)))
     assert made.time_bounds == {} and made.tags == ()
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.order = 4  # type: ignore[misc]
