@@ -36,7 +36,7 @@ import orjson
 
 from parsers import evtx_events
 from parsers.base import ParseContext, Parser
-from parsers.evtx_events import Event, Fields, describe, fields_reader, one_line, parse_time
+from parsers.evtx_events import Event, Fields, describe, fields_reader, json_reader, one_line, parse_time
 from parsers.evtx_guard import looping_chunks, without_chunks
 from parsers.record import PLAIN_DATACLASS, Record
 
@@ -53,8 +53,10 @@ MAX_PENDING_CHARS = 64 << 20
 _CHUNK_NUMBER = re.compile(r"chunk number (\d+)", re.IGNORECASE)
 
 
-#: One event as read: record number, decoded JSON, record-header time text, byte offset if known.
-RawEvent = tuple[int, dict[str, Any], "str | None", "int | None"]
+#: One event as read: record number, the library's JSON text (or the decoded record), record-header
+#: time text, byte offset if known. The text is decoded by the parser: most records' fields are
+#: read from it directly (``read_json``), without the whole document as Python objects.
+RawEvent = tuple[int, "str | dict[str, Any]", "str | None", "int | None"]
 
 
 def iter_events(fh: BinaryIO | str, ctx: ParseContext, chunk_offset: int | None = None,
@@ -86,7 +88,6 @@ def iter_events(fh: BinaryIO | str, ctx: ParseContext, chunk_offset: int | None 
         return
     errors = 0
     yielded = False
-    loads = orjson.loads
     while True:
         try:
             raw = next(iterator)
@@ -114,22 +115,21 @@ def iter_events(fh: BinaryIO | str, ctx: ParseContext, chunk_offset: int | None 
                 return
             continue
         errors = 0
-        try:
-            decoded = loads(raw["data"])
-        except (ValueError, TypeError):
-            decoded = _loads_slow(raw, ctx)
-            if decoded is None:
-                continue
         yielded = True
-        yield raw.get("event_record_id") or 0, decoded, raw.get("timestamp"), None
+        yield raw.get("event_record_id") or 0, raw["data"], raw.get("timestamp"), None
 
 
-def _loads_slow(raw: dict[str, Any], ctx: ParseContext) -> Any:
-    """The standard library's decoder, for what orjson refuses (lone surrogates, integers > 64 bits)."""
+def decode(text: str, number: int, ctx: ParseContext) -> Any:
+    """A record's JSON decoded: orjson, else the standard library's decoder for what orjson refuses
+    (lone surrogates, integers > 64 bits); None, with a warning, for what neither reads."""
     try:
-        return json.loads(raw["data"])
+        return orjson.loads(text)
+    except (ValueError, TypeError):
+        pass
+    try:
+        return json.loads(text)
     except (ValueError, TypeError) as exc:
-        ctx.warn(f"evtx: record {raw.get('event_record_id')} is not valid JSON: {exc}")
+        ctx.warn(f"evtx: record {number} is not valid JSON: {exc}")
         return None
 
 
@@ -191,15 +191,27 @@ class EvtxParser(Parser):
         fast = build.fast
         common = build.common()
         read_fields = fields_reader()
+        read_json = json_reader()
         pending: OrderedDict[str, _Block] = OrderedDict()
         pending_chars = 0
-        for order, (number, decoded, header_time, offset) in enumerate(events):
-            try:
-                fields = read_fields(number, decoded)
-            except (AttributeError, TypeError, ValueError) as exc:
-                ctx.warn(f"evtx: record {number} has an unexpected layout: {exc}", offset)
-                yield build.bare(order, number, decoded, offset)
-                continue
+        order = -1
+        for number, payload, header_time, offset in events:
+            # The fields straight from the text where the C reader takes it, else from the
+            # decoded document (the same fields).
+            fields = read_json(number, payload) if read_json is not None else None
+            if fields is None:
+                decoded = decode(payload, number, ctx) if type(payload) is str else payload
+                if decoded is None:
+                    continue
+                order += 1
+                try:
+                    fields = read_fields(number, decoded)
+                except (AttributeError, TypeError, ValueError) as exc:
+                    ctx.warn(f"evtx: record {number} has an unexpected layout: {exc}", offset)
+                    yield build.bare(order, number, decoded, offset)
+                    continue
+            else:
+                order += 1
             event_id, channel, _, _, time, _, data = fields
             if (event_id != 4104 or "ScriptBlockId" not in data) and (time is not None or channel):
                 # The common case: no Event object kept (the C twin's record, else the Python one's).

@@ -88,8 +88,8 @@ def chunk_events(chunk: bytes, offset: int, ctx: ParseContext) -> Iterator[RawEv
     except Exception as exc:  # python-evtx raises many types on damaged data
         ctx.warn(f"evtx carve: record walk stopped: {type(exc).__name__}: {exc}", offset)
     synthetic = io.BytesIO(file_header_for(chunk) + chunk)
-    for number, decoded, header_time, _ in iter_events(synthetic, ctx, chunk_offset=offset):
-        yield number, decoded, header_time, offsets.get(number, offset)
+    for number, payload, header_time, _ in iter_events(synthetic, ctx, chunk_offset=offset):
+        yield number, payload, header_time, offsets.get(number, offset)
 
 
 def carved_events(fh: BinaryIO, ctx: ParseContext, base: int = 0) -> Iterator[RawEvent]:
