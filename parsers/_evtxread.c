@@ -1,4 +1,4 @@
-/* parsers._evtxread: parsers.evtx_events.read_fields, in C.
+/* parsers._evtxread: parsers.evtx_events.read_fields, in C, from the decoded record or its text.
  *
  * Optional speed-up (built by setup.py where a C compiler is available; the EVTX parser falls
  * back to the Python function without it). configure(read_fields) hands it the Python
@@ -10,11 +10,18 @@
  * channel, provider, computer, time, head, data). What it does not handle itself (UserData,
  * nested or positional EventData, an event ID or channel that is not an int or a str, a time not
  * in the library's "YYYY-MM-DDTHH:MM:SS.ffffffZ" form, any unexpected type) it hands to the
- * Python function, whose result or exception is returned as it is. tests/parsers/
- * test_evtx_native.py checks both agree on generated and real records.
+ * Python function, whose result or exception is returned as it is. And
+ *
+ *   read_json(record_number, text)
+ *
+ * returns read_fields(record_number, orjson.loads(text)) read from the library's JSON text
+ * itself, or None for what it leaves to that (the same cases, and anything beyond plain JSON as
+ * the library writes it; see "read_json" below). tests/parsers/test_evtx_native.py checks them
+ * against the Python function on generated and real records and texts.
  *
  * Why: read_fields ran once per record and cost about a quarter of the EVTX parser's time, in
- * some twenty dictionary reads and tests that are cheap in C.
+ * some twenty dictionary reads and tests that are cheap in C; decoding the whole document into
+ * Python objects to read those values cost as much again.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -231,6 +238,30 @@ error:
     return ERROR;
 }
 
+/* The System fields every record has, in read_fields' order: channel, provider, event ID,
+ * record number, and the computer where there is one. */
+static PyObject *
+new_head(PyObject *record_number, PyObject *channel, PyObject *provider_name, PyObject *event_id,
+         PyObject *computer)
+{
+    PyObject *head = PyDict_New();
+    if (head == NULL)
+        return NULL;
+    if (PyDict_SetItem(head, keys[H_CHANNEL], channel) < 0
+        || PyDict_SetItem(head, keys[H_PROVIDER], provider_name) < 0
+        || PyDict_SetItem(head, keys[H_EVENT_ID], event_id) < 0
+        || PyDict_SetItem(head, keys[H_RECORD_NUMBER], record_number) < 0
+        || (computer != Py_None && PyDict_SetItem(head, keys[H_COMPUTER], computer) < 0)) {
+        Py_DECREF(head);
+        return NULL;
+    }
+    return head;
+}
+
+/* The System fields kept as they are or as their "#text": (head name, System name). */
+static const int unwrapped[5][2] = {{H_LEVEL, K_LEVEL}, {H_TASK, K_TASK}, {H_OPCODE, K_OPCODE},
+                                    {H_KEYWORDS, K_KEYWORDS}, {H_VERSION, K_VERSION}};
+
 /* The fields, or DECLINE. */
 static int
 fast_fields(PyObject *record_number, PyObject *parsed, PyObject **result)
@@ -317,17 +348,9 @@ fast_fields(PyObject *record_number, PyObject *parsed, PyObject **result)
     status = Py_None == time_text ? (Py_INCREF(Py_None), time = Py_None, OK) : fast_time(time_text, &time);
     if (status != OK)
         return status;
-    head = PyDict_New();
+    head = new_head(record_number, channel, provider_name, event_id, computer);
     if (head == NULL)
         goto error;
-    if (PyDict_SetItem(head, keys[H_CHANNEL], channel) < 0
-        || PyDict_SetItem(head, keys[H_PROVIDER], provider_name) < 0
-        || PyDict_SetItem(head, keys[H_EVENT_ID], event_id) < 0
-        || PyDict_SetItem(head, keys[H_RECORD_NUMBER], record_number) < 0
-        || (computer != Py_None && PyDict_SetItem(head, keys[H_COMPUTER], computer) < 0))
-        goto error;
-    static const int unwrapped[5][2] = {{H_LEVEL, K_LEVEL}, {H_TASK, K_TASK}, {H_OPCODE, K_OPCODE},
-                                        {H_KEYWORDS, K_KEYWORDS}, {H_VERSION, K_VERSION}};
     for (int i = 0; i < 5; i++) {
         if ((status = put_unwrapped(head, unwrapped[i][0], field[unwrapped[i][1]])) != OK)
             goto fail;
@@ -996,17 +1019,9 @@ json_fields(PyObject *record_number, const Doc *d, PyObject **result)
     else if ((computer = string_value(&d->nodes[node])) == NULL)
         goto error_or_decline;
 
-    head = PyDict_New();
+    head = new_head(record_number, channel, provider_name, event_id, computer);
     if (head == NULL)
         goto error;
-    if (PyDict_SetItem(head, keys[H_CHANNEL], channel) < 0
-        || PyDict_SetItem(head, keys[H_PROVIDER], provider_name) < 0
-        || PyDict_SetItem(head, keys[H_EVENT_ID], event_id) < 0
-        || PyDict_SetItem(head, keys[H_RECORD_NUMBER], record_number) < 0
-        || (computer != Py_None && PyDict_SetItem(head, keys[H_COMPUTER], computer) < 0))
-        goto error;
-    static const int unwrapped[5][2] = {{H_LEVEL, K_LEVEL}, {H_TASK, K_TASK}, {H_OPCODE, K_OPCODE},
-                                        {H_KEYWORDS, K_KEYWORDS}, {H_VERSION, K_VERSION}};
     for (int i = 0; i < 5; i++) {
         if ((status = put_unwrapped_node(d, head, unwrapped[i][0], field[unwrapped[i][1]])) != OK)
             goto fail;
