@@ -50,6 +50,8 @@ MAX_CONSECUTIVE_ERRORS = 1000
 #: Bounds on pending (incomplete) multi-part script blocks.
 MAX_PENDING_BLOCKS = 256
 MAX_PENDING_CHARS = 64 << 20
+#: Missing script block parts listed in a record (the count says how many there are in all).
+MAX_MISSING_LISTED = 1000
 _CHUNK_NUMBER = re.compile(r"chunk number (\d+)", re.IGNORECASE)
 
 
@@ -312,16 +314,20 @@ class _Builder:
 
     def script_block(self, order: int, event: Event, parts: dict[int, str], total: int,
                      record_numbers: list[int]) -> Record:
-        missing = [i for i in range(1, total + 1) if i not in parts]
+        missing, missing_count = _missing_parts(parts, total)
         text = "".join(parts[i] for i in sorted(parts))
         data = {k: v for k, v in event.data.items() if k not in ("ScriptBlockText", "MessageNumber")}
         event = dataclasses.replace(event, data=data)
         overrides: dict[str, Any] = {"script_block": text, "parts": total, "record_numbers": record_numbers}
+        listed = str(missing) if missing_count == len(missing) else \
+            f"{missing_count:,} ({str(missing)[:-1]}, ...])"
         if missing:
             overrides["missing_parts"] = missing
+            if missing_count > len(missing):
+                overrides["missing_parts_count"] = missing_count
             self.ctx.warn(f"evtx: script block {data.get('ScriptBlockId')} (record {record_numbers[0]}) "
-                          f"lacks part(s) {missing} of {total}", event.offset)
-        suffix = f" ({total} parts{', missing ' + str(missing) if missing else ''})" if total > 1 else ""
+                          f"lacks part(s) {listed} of {total}", event.offset)
+        suffix = f" ({total} parts{', missing ' + listed if missing else ''})" if total > 1 else ""
         path = f" {data['Path']}" if data.get("Path") else ""
         message = one_line(f"[4104] {event.channel}: Script block{path}{suffix}: {text}")
         return self.record(order, event, overrides, corrupted=bool(missing), message=message)
@@ -332,6 +338,22 @@ class _Builder:
                       provenance=ctx.provenance_at(offset), parser=self.parser, order=order,
                       attributes={"record_number": number, "raw": one_line(json.dumps(decoded), 4000)},
                       host=ctx.host, user=ctx.user, recovered=self.recovered, corrupted=True)
+
+
+def _missing_parts(parts: dict[int, str], total: int) -> tuple[list[int], int]:
+    """The part numbers 1..total not in ``parts`` (the first MAX_MISSING_LISTED) and how many.
+
+    ``total`` is what the log claims (``MessageTotal``): a damaged or forged record can claim
+    billions, so the parts are never enumerated up to it.
+    """
+    present = sum(1 for number in parts if 1 <= number <= total)
+    missing: list[int] = []
+    number = 1
+    while len(missing) < min(MAX_MISSING_LISTED, total - present):
+        if number not in parts:
+            missing.append(number)
+        number += 1
+    return missing, total - present
 
 
 def _text(event: Event) -> str:

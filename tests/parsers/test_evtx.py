@@ -304,6 +304,20 @@ def test_missing_scriptblock_part_is_reported_not_invented(monkeypatch: pytest.M
     assert len(ctx.warnings) == 1 and "[2]" in ctx.warnings[0]["message"]
 
 
+def test_a_forged_part_count_is_counted_not_enumerated(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A damaged or forged 4104 claiming 10**12 parts (the fuzzer's hang): the first 1,000 missing
+    # part numbers are listed, the count says how many there are.
+    records, ctx = _run(monkeypatch, [_part(3, "D", 2, 10**12, "Clear-History"),
+                                      _part(4, "D", 4, 10**12, "; Remove-Item x")])
+    assert len(records) == 1
+    attributes = records[0].attributes
+    assert records[0].corrupted and attributes["script_block"] == "Clear-History; Remove-Item x"
+    assert attributes["missing_parts"][:3] == [1, 3, 5] and len(attributes["missing_parts"]) == 1000
+    assert attributes["missing_parts_count"] == 10**12 - 2
+    assert "999,999,999,998 ([1, 3, 5," in ctx.warnings[0]["message"]
+    assert len(records[0].message) <= 240
+
+
 def test_pending_blocks_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(evtx_parser, "MAX_PENDING_BLOCKS", 2)
     records, ctx = _run(monkeypatch, [_part(i, f"id{i}", 1, 2, f"part{i}") for i in range(1, 6)])
