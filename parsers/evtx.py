@@ -14,10 +14,11 @@ Deleted logs the collector recovered, logs without a file header and logs whose 
 cannot find are read chunk by chunk by :mod:`parsers.evtx_carve` (records with byte offsets).
 
 Speed: a large log is tens of thousands of small records, so the per-record path is kept short:
-orjson decodes the library's JSON, the System block is read in one pass (``read_fields``), one
-shaper per channel picks the fields (``describe``), and the Record is built directly; the first
-and last steps have C twins (``parsers/_evtxread.c``, ``parsers/_evtxshape.c``) where a compiler
-built them, with the same results.
+the System block and the event data are read in one pass (``read_fields`` on the record orjson
+decoded), one shaper per channel picks the fields (``describe``), and the Record is built
+directly. Where a compiler built them, C twins give the same results faster: the fields read
+from the JSON text without decoding all of it (``read_json``, ``parsers/_evtxread.c``) and the
+common record built (``parsers/_evtxshape.c``).
 """
 
 from __future__ import annotations
