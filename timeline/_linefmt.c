@@ -1,7 +1,7 @@
 /* timeline._linefmt: timeline.lines.LineFormatter.lines, in C.
  *
- * Optional speed-up (built by setup.py where a C compiler is available). For the default
- * timeline's rows (UTC, no --since/--until/--evidence-only), LineFormatter.lines first calls
+ * Optional speed-up (built by setup.py where a C compiler is available). For the timeline's
+ * rows without --since/--until/--evidence-only, LineFormatter.lines first calls
  *
  *   record_lines(ctx, record)
  *
@@ -11,6 +11,7 @@
  * Python method then makes them as if this did not exist, and raises what it would have raised.
  * ctx is the formatter's caches (per file, per attribute shape, per tag list, per description,
  * per MACB group) with the methods that fill them, so both share them; see the C_* indexes.
+ * With --tz, l2tcsv's date and time come from the formatter's _local (its per-hour offsets).
  * tests/timeline/test_lines_native.py checks both give the same on generated and real records.
  *
  * Why: formatting the three renderings of a row cost ~25 us per EVTX record in Python, more
@@ -156,7 +157,7 @@ static PyObject *empty_dict;  /* record.get("attributes") or {} */
 /* The formatter's context tuple (LineFormatter._native_context): its caches, the methods that
  * fill them, the l2tcsv timezone cell and rows.placements. */
 enum { C_SOURCES, C_SOURCE_FN, C_SHAPES, C_SHAPE_FN, C_TAGS, C_TAG_FN, C_DESCS, C_DESC_FN, C_GROUPS,
-       C_GROUP_FN, C_TZ_FIELD, C_PLACEMENTS, CTX_SIZE };
+       C_GROUP_FN, C_TZ_FIELD, C_PLACEMENTS, C_LOCAL, CTX_SIZE };
 
 /* cache[key], or fill(key) (a formatter method, which stores it in the cache) when missing: a new
  * reference, NULL on an error. */
@@ -629,7 +630,7 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *out = NULL;
     /* New references, released at the end. */
     PyObject *places = NULL, *entry = NULL, *shape = NULL, *tags = NULL, *tag_pieces = NULL;
-    PyObject *group_pieces = NULL, *desc_pieces = NULL;
+    PyObject *group_pieces = NULL, *desc_pieces = NULL, *local = NULL;
     Buf csv, json, l2t, row, csv_row, line;
     Extra extra;
     buf_init(&csv); buf_init(&json); buf_init(&l2t); buf_init(&row); buf_init(&csv_row); buf_init(&line);
@@ -1004,13 +1005,26 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         stamp[19] = '.';
         format_padded(stamp + 20, micros, 6);
         memcpy(stamp + 26, "+00:00", 6);
-        const Py_ssize_t stamp_len = 32, clock_len = 8, l2t_date_len = 10, head_len = 17;
+        const Py_ssize_t stamp_len = 32, clock_len = 8, head_len = 17;
         const char *clock = stamp + 11;
         memcpy(l2t_date, stamp + 5, 2);
         l2t_date[2] = '/';
         memcpy(l2t_date + 3, stamp + 8, 2);
         l2t_date[5] = '/';
         memcpy(l2t_date + 6, stamp, 4);
+        /* l2tcsv's date and time: UTC's, or with --tz the formatter's _local(timestamp). */
+        const char *l2t_day = l2t_date, *l2t_clock = clock;
+        Py_ssize_t l2t_day_len = 10, l2t_clock_len = clock_len;
+        if (cache[C_LOCAL] != Py_None) {
+            PyObject *moment = PyLong_FromLongLong(timestamp);
+            if (moment == NULL) { result = ERROR; goto done; }
+            Py_XSETREF(local, PyObject_CallOneArg(cache[C_LOCAL], moment));
+            Py_DECREF(moment);
+            if (local == NULL) { result = ERROR; goto done; }
+            if (!PyTuple_CheckExact(local) || PyTuple_GET_SIZE(local) != 2) { result = DECLINE; goto done; }
+            TRY(bytes_of(PyTuple_GET_ITEM(local, 0), &l2t_day, &l2t_day_len));
+            TRY(bytes_of(PyTuple_GET_ITEM(local, 1), &l2t_clock, &l2t_clock_len));
+        }
         Py_ssize_t number_len = format_int(number, timestamp);
         unsigned long long key_time = (unsigned long long)timestamp + 0x8000000000000000ULL;
         for (int k = 15; k >= 0; k--, key_time >>= 4)
@@ -1037,9 +1051,9 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (type_escape < 0) { result = ERROR; goto done; }
 
         row.len = 0;  /* the group's l2tcsv line */
-        NEED(put(&row, l2t_date, l2t_date_len));
+        NEED(put(&row, l2t_day, l2t_day_len));
         NEED(put_byte(&row, ','));
-        NEED(put(&row, clock, clock_len));
+        NEED(put(&row, l2t_clock, l2t_clock_len));
         NEED(put_byte(&row, ','));
         NEED(put(&row, tz_field, tz_field_len));
         NEED(put_byte(&row, ','));
@@ -1104,7 +1118,7 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 done:
     Py_XDECREF(places); Py_XDECREF(entry); Py_XDECREF(shape); Py_XDECREF(tags); Py_XDECREF(tag_pieces);
-    Py_XDECREF(group_pieces); Py_XDECREF(desc_pieces);
+    Py_XDECREF(group_pieces); Py_XDECREF(desc_pieces); Py_XDECREF(local);
     buf_free(&csv); buf_free(&json); buf_free(&l2t); buf_free(&row); buf_free(&csv_row); buf_free(&line);
     extra_free(&extra);
     if (result == OK)

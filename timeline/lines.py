@@ -139,11 +139,12 @@ class LineFormatter:
         self._days: dict[int, tuple[bytes, bytes]] = {}
         self._seconds: dict[int, bytes] = {}
         self._offsets: dict[int, int | bool] = {}
-        # The C twin of lines() (UTC, no filters), and the caches and methods it shares with it.
-        self._native = NATIVE_RECORD_LINES if self._utc and not self._filtered else None
+        # The C twin of lines() (no filters), and the caches and methods it shares with it; with
+        # --tz it takes l2tcsv's date and time from _local, as the Python method does.
+        self._native = NATIVE_RECORD_LINES if not self._filtered else None
         self._native_context = (self._sources, self._source, self._shapes, self._shape, self._tags,
                                 self._tag, self._descs, self._desc, self._groups, self._group,
-                                self._tz_field, placements)
+                                self._tz_field, placements, None if self._utc else self._local)
 
     # -- cached pieces ---------------------------------------------------------------------
 

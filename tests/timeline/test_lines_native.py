@@ -135,11 +135,32 @@ def test_generated_records_give_the_same_lines(records, drop):
     _same_lines(records, _columns(records, drop))
 
 
+#: Zones with DST (northern and southern), a half-hour offset with DST, a 30-minute DST shift,
+#: one ahead of UTC by 14 hours, and one that changed its offset in 2011 (a skipped day).
+_ZONES = ["Europe/Berlin", "America/St_Johns", "Australia/Lord_Howe", "Pacific/Kiritimati",
+          "Pacific/Apia", "America/New_York"]
+#: 2026-03-29 01:00 UTC (Berlin springs forward), 2026-10-25 01:00 UTC (Berlin falls back),
+#: 2011-12-30 (Apia skips the day), 2026-11-01 06:00 UTC (New York falls back).
+_TRANSITIONS = [1_774_746_000_000_000, 1_792_890_000_000_000, 1_325_152_800_000_000, 1_793_512_800_000_000]
+_NEAR_TRANSITIONS = st.sampled_from(_TRANSITIONS).flatmap(
+    lambda t: st.integers(t - 7_200_000_000, t + 7_200_000_000))
+
+
+@native
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(_records(), min_size=1, max_size=6), zone=st.sampled_from(_ZONES),
+       moments=st.lists(_NEAR_TRANSITIONS, min_size=1, max_size=4))
+def test_generated_records_give_the_same_lines_in_another_zone(records, zone, moments):
+    for record, moment in zip(records, moments * len(records), strict=False):
+        record.setdefault("timestamps", {})["Event Time"] = moment
+    assert _same_lines(records, _columns(records), TimelineOptions(tz=zone)) >= 0
+
+
 @native
 def test_the_twin_is_used_only_where_it_applies():
-    """--tz and the filters are the Python formatter's alone."""
+    """The filters are the Python formatter's alone; --tz is the twin's too."""
     assert LineFormatter(["datetime"])._native is not None
-    assert LineFormatter(["datetime"], TimelineOptions(tz="Europe/Berlin"))._native is None
+    assert LineFormatter(["datetime"], TimelineOptions(tz="Europe/Berlin"))._native is not None
     assert LineFormatter(["datetime"], TimelineOptions(since=0))._native is None
     assert LineFormatter(["datetime"], TimelineOptions(evidence_only=True))._native is None
 
@@ -166,8 +187,9 @@ def _evtx_records(relative: str, limit: int) -> list[dict[str, Any]]:
 ])
 def test_corpus_evtx_records_give_the_same_lines_and_take_the_c_path(relative):
     records = _evtx_records(relative, 4000)
-    handled = _same_lines(records, _columns(records))
-    assert handled >= 0.99 * len(records)  # the twin must not quietly hand EVTX back to Python
+    for options in (None, TimelineOptions(tz="America/St_Johns")):
+        handled = _same_lines(records, _columns(records), options)
+        assert handled >= 0.99 * len(records)  # the twin must not quietly hand EVTX back to Python
 
 
 @native
@@ -189,6 +211,18 @@ def test_whole_timeline_is_the_same_with_and_without_the_twin(linux_run, tmp_pat
     build_timeline([copied], tmp_path / "py", quiet=True)
     for name in FILES:
         assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "py" / name).read_bytes(), name
+
+
+@native
+def test_whole_timeline_in_another_zone_is_the_same_with_and_without_the_twin(linux_run, tmp_path,
+                                                                              monkeypatch):
+    options = TimelineOptions(tz="Australia/Lord_Howe")
+    build_timeline([linux_run / "records.jsonl"], tmp_path / "c", quiet=True, options=options)
+    monkeypatch.setattr(lines_module, "NATIVE_RECORD_LINES", None)
+    build_timeline([linux_run / "records.jsonl"], tmp_path / "py", quiet=True, options=options)
+    for name in FILES:
+        assert (tmp_path / "c" / name).read_bytes() == (tmp_path / "py" / name).read_bytes(), name
+    assert b"Australia/Lord_Howe" in (tmp_path / "c" / "timeline.l2t.csv").read_bytes()
 
 
 @native
