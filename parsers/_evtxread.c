@@ -804,6 +804,19 @@ node_attributes(const Doc *d, int outer)
     return d->nodes[inner].type == T_OBJECT ? inner : -2;
 }
 
+/* head[name] = the scalar value of node. */
+static int
+put_node(const Doc *d, PyObject *head, int name, int node)
+{
+    PyObject *value;
+    int status = value_of(d, node, &value);
+    if (status != OK)
+        return status;
+    status = PyDict_SetItem(head, keys[name], value) < 0 ? ERROR : OK;
+    Py_DECREF(value);
+    return status;
+}
+
 /* head[name] = value.get("#text") if value is a dict else value, for a value that is not None. */
 static int
 put_unwrapped_node(const Doc *d, PyObject *head, int name, int node)
@@ -815,13 +828,7 @@ put_unwrapped_node(const Doc *d, PyObject *head, int name, int node)
         if (node < 0)
             return PyDict_SetItem(head, keys[name], Py_None) < 0 ? ERROR : OK;
     }
-    PyObject *value;
-    int status = value_of(d, node, &value);
-    if (status != OK)
-        return status;
-    status = PyDict_SetItem(head, keys[name], value) < 0 ? ERROR : OK;
-    Py_DECREF(value);
-    return status;
+    return put_node(d, head, name, node);
 }
 
 /* head[name] = outer["#attributes"][key] unless missing, None or "" (a str or an int only). */
@@ -841,13 +848,7 @@ put_attribute_node(const Doc *d, PyObject *head, int name, int outer, const char
         return OK;
     if (n->type != T_STRING && n->type != T_INT)
         return DECLINE;
-    PyObject *value;
-    int status = value_of(d, item, &value);
-    if (status != OK)
-        return status;
-    status = PyDict_SetItem(head, keys[name], value) < 0 ? ERROR : OK;
-    Py_DECREF(value);
-    return status;
+    return put_node(d, head, name, item);
 }
 
 /* event_data over nodes, for named scalar EventData and no UserData object. */
