@@ -106,7 +106,7 @@ def _fields(draw: Any) -> tuple:
 
 
 @native
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fields=_fields(), host=st.none() | st.just("FILEHOST"), user=st.none() | st.just("fileuser"),
        recovered=st.booleans())
 def test_generated_fields_make_the_same_record(fields, host, user, recovered):

@@ -147,7 +147,7 @@ _NEAR_TRANSITIONS = st.sampled_from(_TRANSITIONS).flatmap(
 
 
 @native
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(records=st.lists(_records(), min_size=1, max_size=6), zone=st.sampled_from(_ZONES),
        moments=st.lists(_NEAR_TRANSITIONS, min_size=1, max_size=4))
 def test_generated_records_give_the_same_lines_in_another_zone(records, zone, moments):
