@@ -427,6 +427,23 @@ hex_digit(char c)
     return -1;
 }
 
+/* The code point of the four hex digits of a \u escape at `at`; -1 where they are not four hex
+ * digits, or name a surrogate (paired or lone: orjson's, or json's, to read). */
+static int
+escape_code(const char *at, const char *end)
+{
+    if (end - at < 4)
+        return -1;
+    int code = 0;
+    for (int i = 0; i < 4; i++) {
+        int digit = hex_digit(at[i]);
+        if (digit < 0)
+            return -1;
+        code = code * 16 + digit;
+    }
+    return code >= 0xD800 && code <= 0xDFFF ? -1 : code;
+}
+
 /* Index of the first '"', '\\', control byte or (via *high) non-ASCII byte at or after at. */
 static const char *
 scan_string(const char *at, const char *end, int *high)
@@ -480,15 +497,8 @@ parse_string(Doc *d)
         if (at + 1 >= d->end || at[1] == '\0' || !strchr("\"\\/bfnrtu", at[1]))
             return -1;  /* not a JSON escape */
         if (at[1] == 'u') {
-            int code = 0;
-            for (int i = 2; i < 6; i++) {
-                int digit = at + i < d->end ? hex_digit(at[i]) : -1;
-                if (digit < 0)
-                    return -1;
-                code = code * 16 + digit;
-            }
-            if (code >= 0xD800 && code <= 0xDFFF)
-                return -1;  /* a surrogate, paired or lone: orjson's (or json's) to read */
+            if (escape_code(at + 2, d->end) < 0)
+                return -1;
             at += 4;
         }
         at += 2;
@@ -627,6 +637,13 @@ parse_value(Doc *d, int depth)
     }
 }
 
+/* Whether a member's name is key (size bytes long). */
+static inline int
+name_is(const Node *name, const char *key, Py_ssize_t size)
+{
+    return name->length == size && memcmp(name->start, key, size) == 0;
+}
+
 /* obj.get(key): the index of the last member's value of that name (a dict keeps the last), or -1. */
 static int
 member(const Doc *d, int object, const char *key)
@@ -638,7 +655,7 @@ member(const Doc *d, int object, const char *key)
     for (int i = 0; i < d->nodes[object].count; i++) {
         const Node *name = &d->nodes[at];
         int value = at + 1;
-        if ((size_t)name->length == size && memcmp(name->start, key, size) == 0)
+        if (name_is(name, key, (Py_ssize_t)size))
             found = value;
         at = d->nodes[value].next;
     }
@@ -728,18 +745,10 @@ string_value(const Node *n)
         case 'r': out[size++] = '\r'; break;
         case 't': out[size++] = '\t'; break;
         case 'u': {
-            if (end - at < 4)
+            int code = escape_code(at, end);
+            if (code < 0)
                 goto done;
-            int code = 0;
-            for (int i = 0; i < 4; i++) {
-                int digit = hex_digit(at[i]);
-                if (digit < 0)
-                    goto done;
-                code = code * 16 + digit;
-            }
             at += 4;
-            if (code >= 0xD800 && code <= 0xDFFF)
-                goto done;  /* a surrogate, paired or lone: orjson's (or json's) to read */
             /* UTF-8 of the code point: never longer than the six characters of its escape */
             if (code < 0x80)
                 out[size++] = (char)code;
@@ -869,13 +878,13 @@ node_event_data(const Doc *d, int event, PyObject **result)
             const Node *name = &d->nodes[at];
             int item = at + 1;
             at = d->nodes[item].next;
-            if (name->length == 11 && memcmp(name->start, "#attributes", 11) == 0)
+            if (name_is(name, "#attributes", 11))
                 continue;
-            if (d->nodes[item].type == T_OBJECT || (name->length == 4 && memcmp(name->start, "Data", 4) == 0)) {
+            if (d->nodes[item].type == T_OBJECT || name_is(name, "Data", 4)) {
                 status = DECLINE;  /* nested or positional data: _flatten and _text's work */
                 goto done;
             }
-            if (name->length == 6 && memcmp(name->start, "Binary", 6) == 0) {
+            if (name_is(name, "Binary", 6)) {
                 if (d->nodes[item].type == T_NULL) {
                     binary_skipped = 1;
                     continue;
@@ -912,6 +921,21 @@ done:
     return status;
 }
 
+/* A System text (Channel, Computer) as read_fields takes it: missing or null, or "" where
+ * empty_is_missing, gives *out = missing; a string its str; anything else DECLINE. */
+static int
+text_field(const Doc *d, int node, PyObject *missing, int empty_is_missing, PyObject **out)
+{
+    if (is_null(d, node) || (empty_is_missing && d->nodes[node].type == T_STRING && d->nodes[node].length == 0)) {
+        *out = Py_NewRef(missing);
+        return OK;
+    }
+    if (d->nodes[node].type != T_STRING)
+        return DECLINE;
+    *out = string_value(&d->nodes[node]);
+    return *out != NULL ? OK : PyErr_Occurred() ? ERROR : DECLINE;
+}
+
 /* fast_fields over the text's nodes. */
 static int
 json_fields(PyObject *record_number, const Doc *d, PyObject **result)
@@ -937,7 +961,7 @@ json_fields(PyObject *record_number, const Doc *d, PyObject **result)
         for (int i = 0; i < d->nodes[system].count; i++) {
             const Node *name = &d->nodes[at];
             for (int k = K_PROVIDER; k <= K_SECURITY; k++) {
-                if (name->length == key_lengths[k] && memcmp(name->start, key_names[k], name->length) == 0) {
+                if (name_is(name, key_names[k], key_lengths[k])) {
                     field[k] = at + 1;
                     break;
                 }
@@ -1001,24 +1025,9 @@ json_fields(PyObject *record_number, const Doc *d, PyObject **result)
             goto fail;
     }
 
-    int node = field[K_CHANNEL];
-    if (is_null(d, node))
-        channel = Py_NewRef(empty_text);
-    else if (d->nodes[node].type != T_STRING) {
-        status = DECLINE;
+    if ((status = text_field(d, field[K_CHANNEL], empty_text, 0, &channel)) != OK
+        || (status = text_field(d, field[K_COMPUTER], Py_None, 1, &computer)) != OK)
         goto fail;
-    }
-    else if ((channel = string_value(&d->nodes[node])) == NULL)
-        goto error_or_decline;
-    node = field[K_COMPUTER];
-    if (is_null(d, node) || (d->nodes[node].type == T_STRING && d->nodes[node].length == 0))
-        computer = Py_NewRef(Py_None);
-    else if (d->nodes[node].type != T_STRING) {
-        status = DECLINE;
-        goto fail;
-    }
-    else if ((computer = string_value(&d->nodes[node])) == NULL)
-        goto error_or_decline;
 
     head = new_head(record_number, channel, provider_name, event_id, computer);
     if (head == NULL)
@@ -1036,9 +1045,6 @@ json_fields(PyObject *record_number, const Doc *d, PyObject **result)
         goto fail;
     *result = PyTuple_Pack(7, event_id, channel, provider_name, computer, time, head, data);
     status = *result == NULL ? ERROR : OK;
-    goto fail;
-error_or_decline:
-    status = PyErr_Occurred() ? ERROR : DECLINE;
     goto fail;
 error:
     status = ERROR;

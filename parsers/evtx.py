@@ -37,7 +37,7 @@ import orjson
 
 from parsers import evtx_events
 from parsers.base import ParseContext, Parser
-from parsers.evtx_events import Event, Fields, describe, fields_reader, json_reader, one_line, parse_time
+from parsers.evtx_events import Event, Fields, describe, fields_reader, one_line, parse_time
 from parsers.evtx_guard import looping_chunks, without_chunks
 from parsers.record import PLAIN_DATACLASS, Record
 
@@ -194,7 +194,7 @@ class EvtxParser(Parser):
         fast = build.fast
         common = build.common()
         read_fields = fields_reader()
-        read_json = json_reader()
+        read_json = evtx_events.NATIVE_READ_JSON
         pending: OrderedDict[str, _Block] = OrderedDict()
         pending_chars = 0
         order = -1

@@ -254,14 +254,10 @@ def fields_reader() -> Callable[[int, dict[str, Any]], Fields]:
 
 #: ``read_json(record_number, text)``: ``read_fields(record_number, orjson.loads(text))`` read
 #: straight from the library's JSON text, or None where the text is to be decoded and read in
-#: full (see parsers/_evtxread.c). C only: in Python, decoding first is the fast way.
+#: full (see parsers/_evtxread.c). C only: in Python, decoding first is the fast way. The parser
+#: looks it up once per file, so that the tests can run without it.
 NATIVE_READ_JSON: Callable[[int, Any], Fields | None] | None = (
     _evtxread.read_json if _evtxread is not None else None)
-
-
-def json_reader() -> Callable[[int, Any], Fields | None] | None:
-    """:data:`NATIVE_READ_JSON` where it is built, else None (looked up once per file)."""
-    return NATIVE_READ_JSON
 
 
 def key_values(text: str) -> dict[str, str]:

@@ -1016,10 +1016,7 @@ record_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         const char *l2t_day = l2t_date, *l2t_clock = clock;
         Py_ssize_t l2t_day_len = 10, l2t_clock_len = clock_len;
         if (cache[C_LOCAL] != Py_None) {
-            PyObject *moment = PyLong_FromLongLong(timestamp);
-            if (moment == NULL) { result = ERROR; goto done; }
-            Py_XSETREF(local, PyObject_CallOneArg(cache[C_LOCAL], moment));
-            Py_DECREF(moment);
+            Py_XSETREF(local, PyObject_CallOneArg(cache[C_LOCAL], PyTuple_GET_ITEM(place, 0)));
             if (local == NULL) { result = ERROR; goto done; }
             if (!PyTuple_CheckExact(local) || PyTuple_GET_SIZE(local) != 2) { result = DECLINE; goto done; }
             TRY(bytes_of(PyTuple_GET_ITEM(local, 0), &l2t_day, &l2t_day_len));
